@@ -1,8 +1,113 @@
-"""Read-side CLI groups, attached to ``auditledger`` through entry points (see pyproject)."""
+"""Read-side CLI groups, attached to ``auditledger`` through entry points (see pyproject).
+
+Every command takes ``--json``; bad input exits 2 with one line on stderr.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import orjson
 import typer
+
+from ledger.clock import format_rfc3339, parse_rfc3339
 
 deadline_app = typer.Typer(help="Compute legal deadlines.", no_args_is_help=True)
 transfer_app = typer.Typer(help="Judge third-country transfers.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+T = TypeVar("T")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except ValueError as exc:  # every legal-rule input error is a ValueError subclass
+        _fail(str(exc).splitlines()[0])
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option}: not a date YYYY-MM-DD: {value!r}")
+
+
+def _emit(payload: dict[str, Any], as_json: bool, line: str) -> None:
+    typer.echo(orjson.dumps(payload).decode() if as_json else line)
+
+
+@deadline_app.command("rights")
+def deadline_rights(
+    received: Annotated[
+        str, typer.Option(help="Receipt date YYYY-MM-DD (or an RFC 3339 instant, see --tz).")
+    ],
+    country: Annotated[str, typer.Option(help="Controller's country, ISO 3166-1 alpha-2.")],
+    tz: Annotated[
+        str, typer.Option(help="Controller's time zone, for an RFC 3339 --received.")
+    ] = "UTC",
+    promise_days: Annotated[
+        int | None, typer.Option(help="Controller's promise: answer within N calendar days.")
+    ] = None,
+    extended: Annotated[
+        bool, typer.Option("--extended", help="Extension told in time: binding uses +3 months.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Art. 12(3) deadlines: {"due", "extended_due", "promised_due", "binding_due"}."""
+    from projections.legal.rights import receipt_date, rights_deadlines, zone
+
+    _guard(lambda: zone(tz))
+    if "T" in received or "t" in received:
+        start = _guard(lambda: receipt_date(received, tz))
+    else:
+        start = _date(received, "--received")
+    d = _guard(lambda: rights_deadlines(start, country, promise_days, extended))
+    payload = {
+        "due": d.due.isoformat(),
+        "extended_due": d.extended_due.isoformat(),
+        "promised_due": d.promised_due.isoformat() if d.promised_due else None,
+        "binding_due": d.binding_due.isoformat(),
+    }
+    _emit(payload, as_json, " ".join(f"{k}={v or '-'}" for k, v in payload.items()))
+
+
+@deadline_app.command("breach")
+def deadline_breach(
+    aware: Annotated[str, typer.Option(help="When the controller became aware (RFC 3339).")],
+    tz: Annotated[str, typer.Option(help="Time zone for the local rendering.")] = "UTC",
+    as_json: JsonOpt = False,
+) -> None:
+    """Art. 33 authority deadline: aware + 72 elapsed hours."""
+    from projections.legal.breach import authority_due, format_local
+    from projections.legal.rights import zone
+
+    _guard(lambda: zone(tz))
+    aware_at = _guard(lambda: parse_rfc3339(aware))
+    due = authority_due(aware_at)
+    payload = {"authority_due": format_rfc3339(due), "authority_due_local": format_local(due, tz)}
+    _emit(payload, as_json, f"authority_due={payload['authority_due']} "
+          f"({payload['authority_due_local']} {tz})")
+
+
+@transfer_app.command("check")
+def transfer_check(
+    country: Annotated[str, typer.Option(help="Destination, ISO 3166-1 alpha-2 (or EPO).")],
+    mechanism: Annotated[str, typer.Option(help="Transfer mechanism id, e.g. scc_2021.")],
+    on: Annotated[str, typer.Option(help="Day of the transfer, YYYY-MM-DD.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Judge a transfer by the law on that day: {"valid", "reason"}."""
+    from projections.legal.transfers import judge_transfer
+
+    day = _date(on, "--on")
+    v = _guard(lambda: judge_transfer(country, mechanism, day))
+    payload = {"valid": v.valid, "reason": v.reason}  # occasional-only is in the reason
+    _emit(payload, as_json, f"{'valid' if v.valid else 'INVALID'}: {v.reason}")
