@@ -402,8 +402,7 @@ def verify_consistency(
     expected = consistency_proof_size(old_size, new_size)
     if len(proof) != expected:
         raise ProofSizeError(
-            f"consistency proof {old_size}->{new_size} needs {expected} hashes, "
-            f"got {len(proof)}"
+            f"consistency proof {old_size}->{new_size} needs {expected} hashes, got {len(proof)}"
         )
     _check_hash(old_root, "old root")
     _check_hash(new_root, "new root")
