@@ -1,0 +1,24 @@
+"""Stable rejection codes (DESIGN.md). Clients branch on these strings: never rename one."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    MALFORMED_JSON = "malformed_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_CONTROLLER = "unknown_controller"
+    UNKNOWN_PRODUCER = "unknown_producer"
+    PRODUCER_REVOKED = "producer_revoked"
+    TYPE_NOT_ALLOWED = "type_not_allowed"
+    BAD_SIGNATURE = "bad_signature"
+    CLOCK_SKEW = "clock_skew"
+    TOO_LARGE = "too_large"
+    EVENT_ID_CONFLICT = "event_id_conflict"
+
+
+MAX_EVENT_BYTES = 64 * 1024
+MAX_CLOCK_SKEW_SECONDS = 300
+MAX_BATCH = 1000

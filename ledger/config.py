@@ -1,0 +1,73 @@
+"""The one config object: what ``auditledger init`` chose for a data directory.
+
+``DIR/config.json`` is written once by ``init``; every later command with ``--data DIR``
+reads it, so the backend chosen at init is the backend used. ``AUDITLEDGER_KAFKA`` or
+``--kafka`` may point an existing Kafka ledger at another bootstrap address (a broker that
+moved), never switch a SQLite ledger to Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import orjson
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    backend: str = "sqlite"  # "sqlite" | "kafka"
+    kafka_bootstrap: str | None = None
+    log_key_name: str = "auditledger"
+    kafka_partitions: int = 1
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "config.json"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def log_key_file(self) -> Path:
+        return self.keys_dir / "log.pem"
+
+    @property
+    def log_db(self) -> Path:
+        return self.data_dir / "ledger.sqlite"
+
+    @property
+    def auth_db(self) -> Path:
+        return self.data_dir / "auth.sqlite"
+
+    @property
+    def readmodel_db(self) -> Path:
+        return self.data_dir / "readmodels.sqlite"
+
+    def admin_key_file(self, controller: str) -> Path:
+        return self.keys_dir / "controllers" / f"{controller}.admin.pem"
+
+    def save(self) -> None:
+        doc = {k: v for k, v in asdict(self).items() if k != "data_dir"}
+        self.config_file.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+    @classmethod
+    def load(cls, data_dir: Path, kafka: str | None = None) -> Config:
+        path = data_dir / "config.json"
+        if not path.exists():
+            raise ConfigError(f"{data_dir} is not an auditledger data directory (run init)")
+        doc = orjson.loads(path.read_bytes())
+        cfg = cls(data_dir=data_dir, **doc)
+        kafka = kafka or os.environ.get("AUDITLEDGER_KAFKA")
+        if kafka:
+            if cfg.backend != "kafka":
+                raise ConfigError(f"{data_dir} was initialised with the {cfg.backend} log")
+            cfg = replace(cfg, kafka_bootstrap=kafka)
+        return cfg
