@@ -6,7 +6,7 @@ Every command takes ``--json``; bad input exits 2 with one line on stderr.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
@@ -40,6 +40,13 @@ def _date(value: str, option: str) -> date:
         _fail(f"{option}: not a date YYYY-MM-DD: {value!r}")
 
 
+def _instant(value: str, option: str) -> datetime:
+    try:
+        return parse_rfc3339(value.strip())
+    except ValueError as exc:
+        _fail(f"{option}: not an RFC 3339 timestamp with offset: {value!r} ({exc})")
+
+
 def _emit(payload: dict[str, Any], as_json: bool, line: str) -> None:
     typer.echo(orjson.dumps(payload).decode() if as_json else line)
 
@@ -65,8 +72,8 @@ def deadline_rights(
     from projections.legal.rights import receipt_date, rights_deadlines, zone
 
     _guard(lambda: zone(tz))
-    if "T" in received or "t" in received:
-        start = _guard(lambda: receipt_date(received, tz))
+    if len(received.strip()) > 10:  # an instant: its local date in the controller's zone
+        start = receipt_date(_instant(received, "--received"), tz)
     else:
         start = _date(received, "--received")
     d = _guard(lambda: rights_deadlines(start, country, promise_days, extended))
@@ -90,11 +97,14 @@ def deadline_breach(
     from projections.legal.rights import zone
 
     _guard(lambda: zone(tz))
-    aware_at = _guard(lambda: parse_rfc3339(aware))
+    aware_at = _instant(aware, "--aware")
     due = authority_due(aware_at)
     payload = {"authority_due": format_rfc3339(due), "authority_due_local": format_local(due, tz)}
-    _emit(payload, as_json, f"authority_due={payload['authority_due']} "
-          f"({payload['authority_due_local']} {tz})")
+    _emit(
+        payload,
+        as_json,
+        f"authority_due={payload['authority_due']} ({payload['authority_due_local']} {tz})",
+    )
 
 
 @transfer_app.command("check")

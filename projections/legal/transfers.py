@@ -124,7 +124,9 @@ def load_tables(directory: Path = LEGAL_TABLES) -> LegalTables:
     for (_, mech), _w in adequacy:
         if mech not in ADEQUACY_MECHANISMS:
             raise ValueError(f"adequacy.json: unknown mechanism {mech!r}")
-    mechs = [(r["mechanism"], _window(r["mechanism"], r)) for r in _rows(directory / "mechanisms.json")]
+    mechs = [
+        (r["mechanism"], _window(r["mechanism"], r)) for r in _rows(directory / "mechanisms.json")
+    ]
     return LegalTables(_group(eea), _group(adequacy), _group(mechs), _iso_countries())
 
 
@@ -195,8 +197,9 @@ def judge_transfer(country: str, mechanism: str, on: date) -> TransferVerdict:
             return TransferVerdict(False, _not_in_force(f"{mech} for {cc}", windows, on))
         if cc == "US" and mech == "adequacy":
             return TransferVerdict(
-                False, "no general adequacy for US: only organisations certified under the "
-                "EU-US Data Privacy Framework (mechanism dpf, from 2023-07-10)"
+                False,
+                "no general adequacy for US: only organisations certified under the "
+                "EU-US Data Privacy Framework (mechanism dpf, from 2023-07-10)",
             )
         return TransferVerdict(False, f"no {mech} decision for {cc}")
     windows = t.mechanisms[mech]
