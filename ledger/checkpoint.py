@@ -145,7 +145,7 @@ def parse_verifier_key(vkey: str) -> tuple[str, int, bytes]:
     """
     if not isinstance(vkey, str):
         raise MalformedNoteError("verifier key must be a str")
-    parts = vkey.split("+")
+    parts = vkey.split("+", 2)  # base64 may contain "+", names may not
     if len(parts) != 3:
         raise MalformedNoteError("verifier key must be name+hash+key")
     name, hash16, key64 = parts
