@@ -3,14 +3,23 @@
 Write-side commands live here. Read-side command groups (``deadline``, ``transfer``,
 ``projections``, ``serve``, ...) are contributed through the ``auditledger.commands``
 entry-point group, so this module never imports ``projections`` or ``api``.
+
+Every command takes ``--json`` and exits non-zero with a one-line reason on bad input.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
+import orjson
 import typer
+
+from ledger.config import ConfigError
 
 app = typer.Typer(
     name="auditledger",
@@ -19,6 +28,358 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+controller_app = typer.Typer(help="Register controllers (tenants).", no_args_is_help=True)
+producer_app = typer.Typer(help="Register and revoke producers.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Create API keys.", no_args_is_help=True)
+app.add_typer(controller_app, name="controller")
+app.add_typer(producer_app, name="producer")
+app.add_typer(apikey_app, name="apikey")
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Ledger data directory.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def guarded(fn: F) -> F:
+    """Turn expected failures into a one-line reason and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (CliError, ConfigError, ValueError, FileNotFoundError, KeyError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            fail(msg)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def out(doc: Any, as_json: bool, human: str | None = None) -> None:
+    if as_json or human is None:
+        typer.echo(orjson.dumps(doc).decode())
+    else:
+        typer.echo(human)
+
+
+def _open(data: Path, kafka: str | None = None, **kw: Any) -> Any:
+    from ledger.service import Ledger
+
+    return Ledger.open(data, kafka, **kw)
+
+
+# -- init / keys ------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def init(
+    data: DataOpt,
+    kafka: Annotated[str | None, typer.Option(help="Kafka bootstrap: log on Kafka.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Create a new ledger: log key and admin API key (printed once)."""
+    from ledger.service import init_data_dir
+
+    cfg, token = init_data_dir(data, kafka)
+    vkey = (cfg.keys_dir / "log.pub").read_text().strip()
+    if kafka:
+        _open(data).close()  # creates the topics now, so a bad address fails here
+    out({"admin_api_key": token, "log_public_key": vkey}, True)
+
+
+@app.command()
+@guarded
+def keygen(
+    out_file: Annotated[Path, typer.Option("--out", help="Private key file (PEM).")],
+    json: JsonOpt = False,
+) -> None:
+    """Make an Ed25519 key pair for a producer; prints the public key."""
+    from ledger.signing import generate_key, public_key_text, save_private_key
+
+    if out_file.exists():
+        raise CliError(f"{out_file} exists; not overwriting a key")
+    key = generate_key()
+    save_private_key(key, out_file)
+    pub = public_key_text(key)
+    out({"public_key": pub, "file": str(out_file)}, json, pub)
+
+
+# -- administration -----------------------------------------------------------------------
+
+
+def _result_line(result: Any, as_json: bool) -> None:
+    doc = result.to_dict()
+    if result.status == "rejected":
+        typer.echo(orjson.dumps(doc).decode() if as_json else
+                   f"rejected: {doc.get('code')}: {doc.get('detail')}", err=not as_json)
+        raise typer.Exit(1)
+    out(doc, as_json, f"{result.status}: {doc['event_id']} at index {doc.get('index')}")
+
+
+@controller_app.command("register")
+@guarded
+def controller_register(
+    data: DataOpt,
+    id: Annotated[str, typer.Option("--id", help="Country + organisation number.")],
+    name: Annotated[str, typer.Option(help="Legal name.")],
+    country: Annotated[str, typer.Option(help="ISO 3166-1 alpha-2.")],
+    tz: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Oslo.")],
+    answer_within_days: Annotated[
+        int | None, typer.Option(help="Stricter promise for rights requests (days).")
+    ] = None,
+    identity_policy: Annotated[str, typer.Option(help="strict | restart_on_identity")] = "strict",
+    lead_authority: Annotated[str | None, typer.Option(help="Lead supervisory authority.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Register a controller; its admin key is kept in DATA/keys/controllers."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CliError(f"unknown time zone {tz!r}") from None
+    doc: dict[str, Any] = {"name": name, "country": country.upper(), "timezone": tz,
+                           "identity_policy": identity_policy}
+    if answer_within_days is not None:
+        doc["answer_within_days"] = answer_within_days
+    if lead_authority:
+        doc["lead_authority"] = lead_authority
+    ledger = _open(data)
+    try:
+        _result_line(ledger.register_controller(id, doc), json)
+    finally:
+        ledger.close()
+
+
+@producer_app.command("register")
+@guarded
+def producer_register(
+    data: DataOpt,
+    controller: Annotated[str, typer.Option(help="Controller id.")],
+    id: Annotated[str, typer.Option("--id", help="Producer id (key id).")],
+    public_key: Annotated[str, typer.Option(help="Ed25519 public key, base64url.")],
+    types: Annotated[str, typer.Option(help="Allowed type patterns, comma-separated.")],
+    json: JsonOpt = False,
+) -> None:
+    """Register a producer key for a controller, signed with the controller's admin key."""
+    patterns = [t.strip() for t in types.split(",") if t.strip()]
+    ledger = _open(data)
+    try:
+        _result_line(ledger.register_producer(controller, id, public_key, patterns), json)
+    finally:
+        ledger.close()
+
+
+@producer_app.command("revoke")
+@guarded
+def producer_revoke(
+    data: DataOpt,
+    controller: Annotated[str, typer.Option(help="Controller id.")],
+    id: Annotated[str, typer.Option("--id", help="Producer id.")],
+    at: Annotated[str | None, typer.Option(help="Revoked from (RFC 3339); default now.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Revoke a producer key from an instant on."""
+    from ledger.clock import SystemClock, format_rfc3339, parse_rfc3339
+
+    when = format_rfc3339(parse_rfc3339(at) if at else SystemClock().now())
+    ledger = _open(data)
+    try:
+        _result_line(ledger.revoke_producer(controller, id, when), json)
+    finally:
+        ledger.close()
+
+
+@apikey_app.command("create")
+@guarded
+def apikey_create(
+    data: DataOpt,
+    role: Annotated[str, typer.Option(help="producer | auditor | admin")],
+    controller: Annotated[
+        list[str] | None, typer.Option(help="Controller(s) the key may use; repeatable.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Create an API key; the key is printed once and stored only as a hash."""
+    from ledger.apikeys import ApiKeyStore
+    from ledger.config import Config
+
+    cfg = Config.load(data)
+    store = ApiKeyStore(cfg.auth_db)
+    try:
+        token, key = store.create(role, tuple(controller or ()))
+    finally:
+        store.close()
+    out({"api_key": token, "key_id": key.key_id, "role": role,
+         "controllers": list(key.controllers)}, json, token)
+
+
+# -- emit --------------------------------------------------------------------------------
+
+
+def _read_events(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open("rb") if str(path) != "-" else sys.stdin.buffer as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise CliError(f"{path}:{lineno}: not JSON: {exc}") from None
+            if not isinstance(doc, dict):
+                raise CliError(f"{path}:{lineno}: each line must be a JSON object")
+            yield lineno, doc
+
+
+@app.command()
+@guarded
+def emit(
+    events_file: Annotated[Path, typer.Argument(metavar="EVENTS.jsonl", help="'-' for stdin.")],
+    key: Annotated[Path, typer.Option(help="Producer private key (PEM).")],
+    producer: Annotated[str, typer.Option(help="Producer id.")],
+    url: Annotated[str | None, typer.Option(help="Ledger API base URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Producer API key (with --url).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Ledger data dir.")] = None,
+    batch: Annotated[int, typer.Option(help="Events per request.")] = 500,
+    json: JsonOpt = True,
+) -> None:
+    """Sign and send events; prints one result line per event. Exit 1 if any was rejected."""
+    from rich.progress import Progress
+
+    from ledger.client import Client, DirectClient
+    from ledger.envelope import complete
+    from ledger.signing import load_private_key
+
+    if (url is None) == (data is None):
+        raise CliError("give exactly one of --url (with --api-key) or --data")
+    if url and not api_key:
+        raise CliError("--url needs --api-key")
+    if not 1 <= batch <= 1000:
+        raise CliError("--batch must be between 1 and 1000")
+    signing_key = load_private_key(key)
+    client: Any = Client(url, api_key or "") if url else DirectClient(data)  # type: ignore[arg-type]
+    rejected = 0
+    try:
+        pending: list[dict[str, Any]] = []
+        with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+            task = progress.add_task("emitting", total=None)
+
+            def send() -> None:
+                nonlocal rejected
+                for res in client.submit(pending):
+                    rejected += res["status"] == "rejected"
+                    typer.echo(orjson.dumps(res).decode())
+                progress.advance(task, len(pending))
+                pending.clear()
+
+            for _, doc in _read_events(events_file):
+                pending.append(complete(doc, signing_key, producer))
+                if len(pending) >= batch:
+                    send()
+            if pending:
+                send()
+    finally:
+        client.close()
+    if rejected:
+        raise typer.Exit(1)
+
+
+# -- verify --------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def verify(
+    target: Annotated[Path, typer.Argument(metavar="BUNDLE_OR_DATA_DIR")],
+    log_key: Annotated[
+        list[str] | None,
+        typer.Option(help="Pinned log verifier key(s); default: the one the target carries."),
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check a whole log or an evidence bundle offline; exit 0 only if everything verifies."""
+    from ledger.verify import open_target, verify_source
+
+    source, keys = open_target(target)
+    try:
+        report = verify_source(source, log_key or keys)
+    finally:
+        close = getattr(source, "close", None)
+        if close:
+            close()
+    doc = report.to_dict()
+    if json:
+        out(doc, True)
+    else:
+        for cid, info in doc["controllers"].items():
+            typer.echo(f"{cid}: {info['size']} events, root {info['root']}, "
+                       f"{info['checkpoints']} checkpoints")
+        for p in doc["problems"]:
+            typer.echo(f"PROBLEM {p['controller']} index={p['index']} "
+                       f"event={p['event_id']}: {p['problem']}: {p['detail']}")
+        typer.echo("OK: everything verifies" if report.ok else
+                   f"FAILED: {len(doc['problems'])} problem(s)")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# -- demo and bench ------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def demo(
+    data: Annotated[Path, typer.Option("--data", help="Where to put the demo ledger.")] = Path(
+        "demo-data"
+    ),
+    port: Annotated[int, typer.Option(help="Port for the API after loading.")] = 8080,
+    load_only: Annotated[bool, typer.Option("--load-only", help="Load, verify, stop.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Load the example controllers from the seeds, verify the log, then serve it."""
+    from ledger.demo import load_demo
+
+    summary = load_demo(data, progress=not json)
+    out(summary, json, summary["text"])
+    serve_cmd = _plugin_command("serve")
+    if not load_only and serve_cmd is not None:
+        serve_cmd(data=data, port=port)
+
+
+@app.command()
+@guarded
+def bench(
+    events: Annotated[int, typer.Option(help="Events to ingest.")] = 100_000,
+    backend: Annotated[str, typer.Option(help="sqlite | kafka")] = "sqlite",
+    batch: Annotated[int, typer.Option(help="Events per ingest batch.")] = 1000,
+    workers: Annotated[int | None, typer.Option(help="Signature worker processes.")] = None,
+    kafka: Annotated[str | None, typer.Option(help="Kafka bootstrap for --backend kafka.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Ingest benchmark: signed events/s through validation, signature check and append."""
+    from bench.ingest import run
+
+    result = run(events=events, backend=backend, batch=batch, workers=workers, kafka=kafka)
+    out(result, json, result["text"])
+
+
+# -- plugins -------------------------------------------------------------------------------
+
+_plugins: dict[str, Any] = {}
+
+
+def _plugin_command(name: str) -> Any:
+    return _plugins.get(name)
 
 
 def _load_plugins() -> None:
@@ -27,8 +388,11 @@ def _load_plugins() -> None:
     An entry point may name a ``typer.Typer`` (added as a group under the entry point's
     name) or a plain function (added as a single command under that name).
     """
+    if _plugins:
+        return
     for ep in entry_points(group="auditledger.commands"):
         obj = ep.load()
+        _plugins[ep.name] = obj
         if isinstance(obj, typer.Typer):
             app.add_typer(obj, name=ep.name)
         else:

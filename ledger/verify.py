@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -254,3 +255,50 @@ def _blame(source, controller, tree, by_index, start, end) -> list[LogEntry]:  #
         first, last = by_index.get(start), by_index.get(end - 1)
         out = [e for e in (first, last) if e is not None]
     return out
+
+
+class LogSource:
+    """A live log (any backend) as a verification source."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+
+    def controllers(self) -> list[str]:
+        return self.log.controllers()
+
+    def entries(self, controller: str) -> Iterable[LogEntry]:
+        for ev in self.log.events(controller=controller):
+            yield LogEntry(ev.index, ev.event_id, ev.body, ev.leaf_hash)
+
+    def checkpoints(self, controller: str) -> list[StoredCheckpoint]:
+        return self.log.checkpoints(controller)
+
+    def stored_node(self, controller: str, level: int, index: int) -> bytes | None:
+        try:
+            return self.log.node_getter(controller)(level, index)
+        except KeyError:
+            return None
+
+
+def open_target(target: Path) -> tuple[Any, list[str]]:
+    """A data directory or an evidence bundle, and the log keys it carries.
+
+    An auditor should pin the log key with ``--log-key`` rather than trust the one found
+    beside the data; the CLI does that when given one.
+    """
+    if target.is_dir():
+        from ledger.config import Config
+        from ledger.service import Ledger
+
+        cfg = Config.load(target)
+        keys = [(cfg.keys_dir / "log.pub").read_text().strip()]
+        ledger = Ledger(cfg, verifier_workers=0)
+        source = LogSource(ledger.log)
+        source.close = ledger.close  # type: ignore[attr-defined]
+        return source, keys
+    if target.is_file():
+        from ledger.bundle import BundleSource
+
+        bundle = BundleSource(target)
+        return bundle, bundle.log_keys
+    raise FileNotFoundError(f"{target}: no such data directory or bundle")
