@@ -103,7 +103,9 @@ class Ledger:
 
     # -- administration, signed with the controller's admin key held in DIR/keys -------
 
-    def _admin_submit(self, controller: str, type_: str, data: dict[str, Any]) -> Result:
+    def _admin_submit(
+        self, controller: str, type_: str, data: dict[str, Any], at: str | None = None
+    ) -> Result:
         key_file = self.cfg.admin_key_file(controller)
         if type_ == "controller.registered" and not key_file.exists():
             save_private_key(generate_key(), key_file)
@@ -112,20 +114,28 @@ class Ledger:
         key = load_private_key(key_file)
         if type_ == "controller.registered":
             data = {**data, "admin_public_key": public_key_text(key)}
-        env = complete(
-            {"type": type_, "controller": controller, "data": data}, key, ADMIN, self.clock
-        )
+        partial: dict[str, Any] = {"type": type_, "controller": controller, "data": data}
+        if at is not None:
+            partial["occurred_at"] = at
+        env = complete(partial, key, ADMIN, self.clock)
         (result,) = self.submit([env])
         return result
 
-    def register_controller(self, controller: str, data: dict[str, Any]) -> Result:
-        return self._admin_submit(controller, "controller.registered", data)
+    def register_controller(
+        self, controller: str, data: dict[str, Any], at: str | None = None
+    ) -> Result:
+        return self._admin_submit(controller, "controller.registered", data, at)
 
     def register_producer(
-        self, controller: str, producer: str, public_key: str, types: Sequence[str]
+        self,
+        controller: str,
+        producer: str,
+        public_key: str,
+        types: Sequence[str],
+        at: str | None = None,
     ) -> Result:
         data = {"producer_id": producer, "public_key": public_key, "types": list(types)}
-        return self._admin_submit(controller, "producer.registered", data)
+        return self._admin_submit(controller, "producer.registered", data, at)
 
     def revoke_producer(self, controller: str, producer: str, revoked_at: str) -> Result:
         data = {"producer_id": producer, "revoked_at": revoked_at}

@@ -223,19 +223,39 @@ def _check_checkpoints(source, controller, log_keys, tree, by_index, add) -> Non
                 start = previous[0] if previous else 0
                 for entry in _blame(source, controller, tree, by_index, start, opened.size):
                     add("event_not_as_logged", entry,
-                        "event differs from what the log recorded when it was appended")
+                        f"leaves {entry.index // 2 * 2}-{entry.index // 2 * 2 + 1} differ from "
+                        "what the log recorded at append time: this event or its neighbour "
+                        "was altered, moved or replaced")
                 blamed = True
-        if previous and opened.size:
-            old_size, old_root = previous
-            try:
-                proof = consistency_proof(tree, old_size, opened.size)
-                verify_consistency(old_size, opened.size, old_root, opened.root, proof)
-            except ProofError as exc:
-                add("checkpoint_fork", None,
-                    f"checkpoints at sizes {old_size} and {opened.size} are not consistent: "
-                    f"{exc}")
+        if previous and opened.size and not _consistent(
+            source, controller, tree, previous, (opened.size, opened.root)
+        ):
+            add("checkpoint_fork", None,
+                f"signed checkpoints at sizes {previous[0]} and {opened.size} cannot both be "
+                "views of one append-only log")
         if opened.size:
             previous = (opened.size, opened.root)
+
+
+def _consistent(source, controller, tree, old, new) -> bool:  # type: ignore[no-untyped-def]
+    """Whether some consistency proof links the two signed roots. A proof is
+    self-authenticating, so it may come from the recomputed tree or from the nodes the log
+    stored at append time; if neither yields one, the checkpoints fork."""
+
+    def stored(level: int, index: int) -> bytes:
+        node = source.stored_node(controller, level, index)
+        if node is None:
+            raise KeyError((level, index))
+        return node
+
+    for getter in (tree, stored):
+        try:
+            proof = consistency_proof(getter, old[0], new[0])
+            verify_consistency(old[0], new[0], old[1], new[1], proof)
+            return True
+        except (ProofError, KeyError):
+            continue
+    return False
 
 
 def _blame(source, controller, tree, by_index, start, end) -> list[LogEntry]:  # type: ignore[no-untyped-def]

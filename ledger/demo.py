@@ -1,0 +1,273 @@
+"""``auditledger demo``: example controllers from the seed notices, as signed event streams.
+
+Each file in ``examples/controllers/`` describes one controller (record of processing,
+recipients, producers) and a stream recipe. The generator turns it into a believable,
+deterministic-per-controller history over the last ``days`` days: consents and
+withdrawals, processing, transfers, rights requests and breaches — including the
+mistakes the seed notices suggest a good auditor would catch (a send after a withdrawal,
+a late breach notification without reasons, an answer later than the promise).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ledger.clock import Clock, SystemClock, format_rfc3339
+from ledger.config import Config
+from ledger.envelope import complete, pseudonym
+from ledger.paths import EXAMPLES
+from ledger.service import Ledger, init_data_dir
+from ledger.signing import (
+    generate_key,
+    load_private_key,
+    public_key_text,
+    save_private_key,
+)
+from ledger.verify import LogSource, verify_source
+
+Partial = tuple[datetime, str, dict[str, Any]]  # (occurred_at, producer, envelope sans sig)
+
+
+def controller_files() -> list[Path]:
+    return sorted((EXAMPLES / "controllers").glob("*.json"))
+
+
+def subject_key(cfg: Config, controller: str) -> bytes:
+    """The controller's HMAC key for pseudonymous subject references."""
+    path = cfg.keys_dir / "controllers" / f"{controller}.subject.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def producer_key(cfg: Config, controller: str, producer: str) -> Any:
+    path = cfg.keys_dir / "producers" / controller / f"{producer}.pem"
+    if not path.exists():
+        save_private_key(generate_key(), path)
+    return load_private_key(path)
+
+
+class StreamBuilder:
+    """Builds one controller's history; times are relative to ``now``."""
+
+    def __init__(self, spec: dict[str, Any], skey: bytes, now: datetime) -> None:
+        self.spec = spec
+        self.cid = spec["controller"]["id"]
+        self.skey = skey
+        self.now = now
+        self.rnd = random.Random(self.cid)
+        self.stream = spec["stream"]
+        self.start = now - timedelta(days=self.stream["days"])
+        self.out: list[Partial] = []
+
+    def _event_id(self) -> str:
+        return str(uuid.UUID(int=self.rnd.getrandbits(128), version=4))
+
+    def add(self, at: datetime, producer: str, type_: str, data: dict[str, Any],
+            subject: str | None = None) -> None:
+        env: dict[str, Any] = {"event_id": self._event_id(), "type": type_,
+                               "controller": self.cid, "data": data}
+        if subject:
+            env["subject"] = subject
+        self.out.append((min(at, self.now), producer, env))
+
+    def _when(self, lo: float, hi: float) -> datetime:
+        """A random instant between ``lo`` and ``hi`` days after the stream's start."""
+        return self.start + timedelta(seconds=self.rnd.uniform(lo * 86400, hi * 86400))
+
+    def subject(self, i: int) -> str:
+        return pseudonym(self.skey, f"subject-{i}@{self.cid.lower()}.example")
+
+    def build(self) -> list[Partial]:
+        self._register()
+        self._consents_and_newsletter()
+        self._daily_processing()
+        self._transfers()
+        self._rights_requests()
+        self._breaches()
+        self.out.sort(key=lambda p: p[0])
+        return self.out
+
+    def _register(self) -> None:
+        t = self.start - timedelta(hours=1)
+        for rcp in self.spec["recipients"]:
+            self.add(t, "crm", "recipient.registered", rcp)
+        for act in self.spec["activities"]:
+            self.add(t, "crm", "processing_activity.declared", act)
+
+    def _consents_and_newsletter(self) -> None:
+        purpose = self.stream["consent_purpose"]
+        days = self.stream["days"]
+        consented: dict[int, datetime] = {}
+        withdrawn: dict[int, datetime] = {}
+        for i in range(self.stream["subjects"]):
+            if self.rnd.random() < 0.8:
+                at = self._when(0, days * 0.5)
+                consented[i] = at
+                self.add(at, "web", "consent.given", {
+                    "purposes": [purpose], "activity_id": purpose,
+                    "method": "web_form_double_opt_in",
+                    "notice_version": "2024-05", "evidence_ref": f"optin/{i}"}, self.subject(i))
+                if self.rnd.randrange(100) < self.stream["withdraw_share_percent"]:
+                    wat = at + timedelta(days=self.rnd.uniform(1, days * 0.4))
+                    withdrawn[i] = wat
+                    self.add(wat, "web", "consent.withdrawn", {
+                        "purposes": [purpose], "activity_id": purpose,
+                        "method": "unsubscribe_link"}, self.subject(i))
+        sends = self.stream["newsletter_sends"]
+        for n in range(sends):
+            at = self.start + timedelta(days=days * (n + 1) / (sends + 1), hours=9)
+            for i, given in consented.items():
+                if given < at and not (i in withdrawn and withdrawn[i] < at):
+                    self.add(at, "crm", "processing.performed", {
+                        "activity_id": purpose, "basis": "A6-1-a", "purpose": purpose,
+                        "data_categories": ["name", "contact"], "operation": "send"},
+                        self.subject(i))
+        # The mistakes an auditor should catch: a send after a withdrawal, and one to
+        # somebody who never consented.
+        late = self.now - timedelta(days=2)
+        if withdrawn:
+            i = min(withdrawn)
+            self.add(late, "crm", "processing.performed", {
+                "activity_id": purpose, "basis": "A6-1-a", "purpose": purpose,
+                "data_categories": ["contact"], "operation": "send"}, self.subject(i))
+        never = next(i for i in range(self.stream["subjects"]) if i not in consented)
+        self.add(late, "crm", "processing.performed", {
+            "activity_id": purpose, "basis": "A6-1-a", "purpose": purpose,
+            "data_categories": ["contact"], "operation": "send"}, self.subject(never))
+
+    def _daily_processing(self) -> None:
+        activities = [a for a in self.spec["activities"]
+                      if a["lawful_basis"] != "A6-1-a"]
+        for day in range(self.stream["days"]):
+            for _ in range(self.stream["processing_per_day"]):
+                act = self.rnd.choice(activities)
+                basis = act["lawful_basis"]
+                self.add(self._when(day, day + 1), "crm", "processing.performed", {
+                    "activity_id": act["activity_id"],
+                    "basis": basis if isinstance(basis, str) else basis[0],
+                    "data_categories": act["data_categories"][:2],
+                    "subject_count": self.rnd.randint(1, 40)})
+
+    def _transfers(self) -> None:
+        recipients = {r["recipient_id"]: r for r in self.spec["recipients"]}
+        for tr in self.stream["transfers"]:
+            rcp = recipients[tr["recipient_id"]]
+            for day in range(0, self.stream["days"], tr["every_days"]):
+                data: dict[str, Any] = {
+                    "recipient_id": rcp["recipient_id"], "destination_country": rcp["country"],
+                    "mechanism": tr.get("mechanism", rcp["safeguard"]),
+                    "data_categories": ["contact"], "activity_id": tr["activity_id"],
+                    "recurring": True, "count": self.rnd.randint(5, 200)}
+                self.add(self._when(day, day + 1), "crm", "transfer.made", data)
+
+    def _rights_requests(self) -> None:
+        for n, rr in enumerate(self.stream["rights_requests"]):
+            at = self.now - timedelta(days=rr["days_ago"], hours=3)
+            subject = self.subject(10_000 + n)
+            self.add(at, "support", "rights_request.received", {
+                "request_id": rr["request_id"], "right": rr["right"],
+                "received_at": format_rfc3339(at), "channel": "email"}, subject)
+            if rr.get("fulfilled_after_days") is not None:
+                done = at + timedelta(days=rr["fulfilled_after_days"])
+                self.add(done, "support", "rights_request.fulfilled", {
+                    "request_id": rr["request_id"], "at": format_rfc3339(done)}, subject)
+
+    def _breaches(self) -> None:
+        authority = self.spec["controller"].get("lead_authority", "Datatilsynet")
+        for br in self.stream["breaches"]:
+            detected = self.now - timedelta(days=br["days_ago"])
+            aware = detected + timedelta(hours=br["aware_after_hours"])
+            bid = br["breach_id"]
+            self.add(detected, "soc", "breach.detected", {
+                "breach_id": bid, "detected_at": format_rfc3339(detected),
+                "description": br["description"]})
+            self.add(aware, "soc", "breach.aware", {"breach_id": bid,
+                                                    "aware_at": format_rfc3339(aware)})
+            if br.get("risk"):
+                assessed = aware + timedelta(hours=6)
+                self.add(assessed, "soc", "breach.assessed", {
+                    "breach_id": bid, "risk": br["risk"], "subjects_approx": 140,
+                    "records_approx": 300, "data_categories": ["name", "contact"]})
+            if br.get("notified_after_hours") is not None:
+                notified = aware + timedelta(hours=br["notified_after_hours"])
+                data: dict[str, Any] = {"breach_id": bid, "authority": authority,
+                                        "notified_at": format_rfc3339(notified),
+                                        "phase": "initial"}
+                if br.get("delay_reasons"):
+                    data["delay_reasons"] = br["delay_reasons"]
+                self.add(notified, "soc", "breach.notified_authority", data)
+
+
+def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime) -> int:
+    """Register the controller and its producers, then append its history. Returns the
+    number of events appended; 0 when the controller is already in the ledger."""
+    cfg, ctl = ledger.cfg, spec["controller"]
+    cid = ctl["id"]
+    if cid in ledger.registry.controllers:
+        return 0
+    builder = StreamBuilder(spec, subject_key(cfg, cid), now)
+    partials = builder.build()
+    origin_at = format_rfc3339(builder.start - timedelta(days=1))
+    data = {k: v for k, v in ctl.items() if k != "id"}
+    results = [ledger.register_controller(cid, data, at=origin_at)]
+    keys = {}
+    for pid, types in spec["producers"].items():
+        keys[pid] = producer_key(cfg, cid, pid)
+        results.append(ledger.register_producer(cid, pid, public_key_text(keys[pid]), types,
+                                                at=origin_at))
+    batch: list[dict[str, Any]] = []
+    for at, pid, env in partials:
+        env["occurred_at"] = format_rfc3339(at)
+        batch.append(complete(env, keys[pid], pid))
+    for i in range(0, len(batch), 500):
+        results.extend(ledger.submit(batch[i : i + 500]))
+    bad = [r.to_dict() for r in results if r.status == "rejected"]
+    if bad:
+        raise RuntimeError(f"demo event rejected: {bad[0]}")
+    return len(results)
+
+
+def load_demo(data_dir: Path, progress: bool = True, clock: Clock | None = None,
+              only: list[str] | None = None) -> dict[str, Any]:
+    """Create (or reuse) a ledger in ``data_dir``, load every example controller, verify
+    the whole log and return a summary with the latest signed checkpoints."""
+    clock = clock or SystemClock()
+    admin_key = None
+    if not (data_dir / "config.json").exists():
+        _, admin_key = init_data_dir(data_dir)
+    ledger = Ledger(Config.load(data_dir), clock=clock)
+    try:
+        loaded: dict[str, int] = {}
+        for path in controller_files():
+            spec = orjson.loads(path.read_bytes())
+            if only and spec["controller"]["id"] not in only:
+                continue
+            loaded[spec["controller"]["id"]] = load_controller(ledger, spec, clock.now())
+        ledger.flush()
+        report = verify_source(LogSource(ledger.log), [ledger.verifier_key], ledger.verifier)
+        checkpoints = {c: cp.note for c in ledger.log.controllers()
+                       if (cp := ledger.log.latest_checkpoint(c)) is not None}
+    finally:
+        ledger.close()
+    lines = [f"auditledger demo in {data_dir}"]
+    for cid, n in loaded.items():
+        lines.append(f"  {cid}: {'already loaded' if n == 0 else f'{n} signed events appended'}")
+    lines.append("verify: " + ("OK, every signature, leaf and checkpoint checks out"
+                               if report.ok else f"{len(report.problems)} PROBLEMS"))
+    for cid, note in checkpoints.items():
+        lines.append(f"latest signed checkpoint for {cid}:")
+        lines.extend("    " + line for line in note.rstrip("\n").split("\n"))
+    if admin_key:
+        lines.append(f"admin API key (shown once): {admin_key}")
+    return {"data_dir": str(data_dir), "loaded": loaded, "verify": report.to_dict(),
+            "checkpoints": checkpoints, "admin_api_key": admin_key, "text": "\n".join(lines)}
