@@ -221,7 +221,8 @@ def _check_checkpoints(source, controller, log_keys, tree, by_index, add) -> Non
                 f"signed checkpoint at size {opened.size} does not match the events")
             if not blamed:
                 start = previous[0] if previous else 0
-                for entry in _blame(source, controller, tree, by_index, start, opened.size):
+                # Everything after the last good checkpoint is suspect, up to the log's end.
+                for entry in _blame(source, controller, tree, by_index, start, tree.size):
                     add("event_not_as_logged", entry,
                         f"leaves {entry.index // 2 * 2}-{entry.index // 2 * 2 + 1} differ from "
                         "what the log recorded at append time: this event or its neighbour "

@@ -96,7 +96,8 @@ class SQLiteLog:
         for controller, size, frontier, cp_size in self._db.execute(
             "SELECT controller, size, frontier, cp_size FROM heads"
         ):
-            if self.seq.size(controller) != size or controller not in self.seq.trees:
+            tree = self.seq.trees.get(controller)
+            if tree is None or tree.frontier.size != size or tree.cp_size != cp_size:
                 hashes = [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
                 self.seq.load(controller, Tree(Frontier(size, hashes), cp_size))
 

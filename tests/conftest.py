@@ -1,0 +1,64 @@
+"""Fixtures shared by every suite: a fresh ledger with one controller and one producer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.clock import FixedClock, format_rfc3339
+from ledger.envelope import complete, pseudonym
+from ledger.service import Ledger, init_data_dir
+from ledger.signing import generate_key, public_key_text
+
+CONTROLLER = "NO-921119224"
+OTHER = "DK-26459400"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+SUBJECT_KEY = b"s" * 32
+
+
+@dataclass
+class World:
+    """A ledger plus the keys a test needs to write to it."""
+
+    data_dir: Path
+    ledger: Ledger
+    clock: FixedClock
+    key: Ed25519PrivateKey  # producer "crm" of CONTROLLER, allowed "*"
+    admin_token: str
+
+    def event(self, type_: str = "consent.given", data: dict[str, Any] | None = None,
+              subject: str | None = "alice@example.org", controller: str = CONTROLLER,
+              producer: str = "crm", key: Ed25519PrivateKey | None = None,
+              **fields: Any) -> dict[str, Any]:
+        partial: dict[str, Any] = {"type": type_, "controller": controller, "data": data or {
+            "purposes": ["newsletter"], "method": "web_form", "notice_version": "v1"}}
+        if subject is not None:
+            partial["subject"] = pseudonym(SUBJECT_KEY, subject)
+        partial["occurred_at"] = format_rfc3339(self.clock.now())
+        partial.update(fields)
+        return complete(partial, key or self.key, producer)
+
+
+def make_world(tmp: Path, verifier_workers: int = 0) -> World:
+    cfg, token = init_data_dir(tmp / "ledger")
+    clock = FixedClock(NOW)
+    ledger = Ledger(cfg, clock=clock, verifier_workers=verifier_workers)
+    ledger.register_controller(CONTROLLER, {"name": "Bedre Bedrift AS", "country": "NO",
+                                            "timezone": "Europe/Oslo"})
+    key = generate_key()
+    res = ledger.register_producer(CONTROLLER, "crm", public_key_text(key), ["*"])
+    assert res.status == "accepted", res
+    return World(tmp / "ledger", ledger, clock, key, token)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = make_world(tmp_path)
+    yield w
+    w.ledger.close()
