@@ -1,0 +1,147 @@
+"""The FastAPI application factory.
+
+``create_app`` takes everything it serves by constructor injection — the ledger, the API
+key store, the clock, the read side's query module — so tests build an app around a
+fixture ledger and the CLI builds one around a data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+
+from api import errors
+from api.auth import Authenticator
+from api.metrics import Metrics
+from api.routes import evidence, ingest, ops, proofs, read
+from ledger.apikeys import ApiKeyStore
+from ledger.clock import Clock
+from ledger.schemas import default_schemas
+from ledger.service import Ledger
+
+CHECKPOINT_TICK_SECONDS = 0.2
+
+
+def load_queries() -> Any:
+    """The read side's query module, when the projections package provides one."""
+    try:
+        return importlib.import_module("projections.queries")
+    except ImportError:
+        return None
+
+
+class Ticker:
+    """Calls ``fn`` every ``interval`` seconds on a daemon thread until stopped."""
+
+    def __init__(self, fn: Callable[[], Any], interval: float, name: str) -> None:
+        self.fn, self.interval = fn, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.errors = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.fn()
+            except Exception:  # keep ticking; a stuck checkpoint must not stop the API
+                self.errors += 1
+
+    def start(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _envelope_schema() -> dict[str, Any]:
+    raw = dict(default_schemas().envelope_schema)
+    for key in ("$schema", "$id"):
+        raw.pop(key, None)
+    return raw
+
+
+def create_app(
+    ledger: Ledger,
+    *,
+    keys: ApiKeyStore | None = None,
+    clock: Clock | None = None,
+    queries: Any = "auto",
+    max_body_bytes: int = ingest.MAX_BODY_BYTES,
+    background: bool = False,
+    tasks: list[tuple[Callable[[], Any], float]] | None = None,
+) -> FastAPI:
+    """An app serving ``ledger``.
+
+    With ``background``, the app's lifespan runs the checkpoint timer (``checkpoint_due``
+    every 200 ms, so a checkpoint is signed at least every second while events arrive) and
+    any extra ``tasks`` (``(fn, interval)``, e.g. the projection runner's step).
+    """
+    ingest_lock = threading.Lock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tickers: list[Ticker] = []
+        if background:
+            def checkpoint() -> None:
+                with ingest_lock:
+                    ledger.log.checkpoint_due()
+
+            tickers.append(Ticker(checkpoint, CHECKPOINT_TICK_SECONDS, "checkpoints").start())
+            for fn, interval in tasks or []:
+                tickers.append(Ticker(fn, interval, getattr(fn, "__name__", "task")).start())
+        try:
+            yield
+        finally:
+            for t in tickers:
+                t.stop()
+
+    app = FastAPI(
+        title="auditledger",
+        version="1",
+        summary="Event-sourced GDPR compliance audit ledger",
+        description="Signed, append-only evidence of GDPR accountability, with RFC 9162 "
+        "proofs and offline-verifiable evidence bundles. See docs/api.md.",
+        lifespan=lifespan,
+    )
+    app.state.ledger = ledger
+    app.state.clock = clock or ledger.clock
+    app.state.auth = Authenticator(keys or ApiKeyStore(ledger.cfg.auth_db))
+    app.state.metrics = Metrics()
+    app.state.queries = load_queries() if queries == "auto" else queries
+    app.state.max_body_bytes = max_body_bytes
+    app.state.ingest_lock = ingest_lock
+    app.state.alert_queue_length = lambda: 0
+
+    errors.install(app)
+    for module in (ingest, read, proofs, evidence, ops):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        app.state.metrics.request(
+            getattr(route, "path", "unmatched"), request.method, response.status_code
+        )
+        return response
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                              description=app.description, routes=app.routes)
+            doc.setdefault("components", {}).setdefault("schemas", {})["Envelope"] = (
+                _envelope_schema()
+            )
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

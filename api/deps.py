@@ -1,0 +1,77 @@
+"""Dependencies as ``Annotated`` aliases: routes declare what they need, nothing more.
+
+``Reader`` / ``Writer`` check the key's role; ``VisibleController`` resolves the
+``{controller}`` path parameter and answers 404 — the same 404 — for a controller that
+does not exist and for one the key may not see.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from api.auth import bearer, require_role
+from api.errors import not_found
+from api.metrics import Metrics
+from ledger.apikeys import ApiKey
+from ledger.service import Ledger
+
+
+def get_ledger(request: Request) -> Ledger:
+    return request.app.state.ledger
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_queries(request: Request) -> Any:
+    """The read side's query module (``projections.queries``) or None when absent."""
+    return request.app.state.queries
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+QueriesDep = Annotated[Any, Depends(get_queries)]
+
+
+def current_key(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ApiKey:
+    return request.app.state.auth(creds)
+
+
+CurrentKey = Annotated[ApiKey, Depends(current_key)]
+
+
+def reader(key: CurrentKey) -> ApiKey:
+    return require_role(key, ("auditor", "admin"))
+
+
+def writer(key: CurrentKey) -> ApiKey:
+    return require_role(key, ("producer", "admin"))
+
+
+Reader = Annotated[ApiKey, Depends(reader)]
+Writer = Annotated[ApiKey, Depends(writer)]
+
+
+def controller_exists(ledger: Ledger, controller: str) -> bool:
+    return controller in ledger.registry.controllers or ledger.log.size(controller) > 0
+
+
+def visible_controller(
+    controller: Annotated[str, Path(description="Controller id, e.g. NO-921119224.",
+                                    max_length=64)],
+    key: Reader,
+    ledger: LedgerDep,
+) -> str:
+    if not key.may_see(controller) or not controller_exists(ledger, controller):
+        raise not_found(f"controller {controller}")
+    return controller
+
+
+VisibleController = Annotated[str, Depends(visible_controller)]

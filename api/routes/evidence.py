@@ -1,0 +1,7 @@
+"""Evidence bundles (filled in below)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["evidence"])

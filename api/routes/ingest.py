@@ -1,0 +1,141 @@
+"""``POST /v1/events``: one envelope or a JSON array of up to 1000.
+
+The body is read here (not by FastAPI) so that its size is bounded while it streams in and
+malformed JSON gets the ingest code ``malformed_json`` rather than a generic 422.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import LedgerDep, MetricsDep, Writer
+from api.errors import ApiError, JSONBytes
+from api.schemas import Error, EventResult
+from ledger.apikeys import ApiKey
+from ledger.codes import MAX_BATCH, Code
+from ledger.service import Ledger
+
+router = APIRouter(tags=["ingest"])
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+_BODY_SCHEMA = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/Envelope"},
+        {"type": "array", "maxItems": MAX_BATCH,
+         "items": {"$ref": "#/components/schemas/Envelope"}},
+    ]
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, Code.TOO_LARGE.value, f"request body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, Code.TOO_LARGE.value, f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse(body: bytes) -> tuple[list[Any], bool]:
+    """The events of a request and whether it was one bare envelope."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, Code.MALFORMED_JSON.value, f"body is not JSON: {exc}") from None
+    if isinstance(doc, dict):
+        return [doc], True
+    if not isinstance(doc, list):
+        raise ApiError(422, Code.SCHEMA_VIOLATION.value,
+                       "body must be an event envelope or an array of envelopes")
+    if len(doc) > MAX_BATCH:
+        raise ApiError(413, "batch_too_large",
+                       f"{len(doc)} events in one request; at most {MAX_BATCH}")
+    return doc, False
+
+
+def foreign(item: Any, key: ApiKey) -> dict[str, Any] | None:
+    """A producer key may only write for its own controller. An event for another one
+    gets the answer a controller that does not exist gets, so a key learns nothing about
+    other tenants."""
+    if key.role == "admin" or not isinstance(item, dict):
+        return None
+    controller = item.get("controller")
+    if not isinstance(controller, str) or key.may_see(controller):
+        return None
+    event_id = item.get("event_id")
+    return {
+        "event_id": event_id if isinstance(event_id, str) else None,
+        "status": "rejected",
+        "code": Code.UNKNOWN_CONTROLLER.value,
+        "detail": f"controller {controller} is not registered",
+    }
+
+
+def submit(ledger: Ledger, lock: threading.Lock, items: list[Any], key: ApiKey) -> list[dict]:
+    results: list[dict[str, Any] | None] = [foreign(item, key) for item in items]
+    todo = [i for i, r in enumerate(results) if r is None]
+    # Non-objects go in as bytes so ingest answers them with its own schema_violation.
+    batch = [items[i] if isinstance(items[i], dict) else orjson.dumps(items[i]) for i in todo]
+    if batch:
+        with lock:  # one writer: the ingestor's registry view is not thread-safe
+            done = ledger.submit(batch)
+        for i, res in zip(todo, done, strict=True):
+            results[i] = res.to_dict()
+    return results  # type: ignore[return-value]
+
+
+def _status(result: dict[str, Any]) -> int:
+    if result["status"] == "accepted":
+        return 201
+    if result["status"] == "duplicate":
+        return 200
+    return 409 if result.get("code") == Code.EVENT_ID_CONFLICT.value else 422
+
+
+@router.post(
+    "/v1/events",
+    summary="Submit one signed event or a batch",
+    description=(
+        "Body: one envelope → one result object (201 accepted, 200 duplicate, 422 "
+        "rejected, 409 `event_id_conflict`); or a JSON array of up to "
+        f"{MAX_BATCH} envelopes → 200 with one result per event, in order. Good events "
+        "are kept when others in the batch are rejected. A producer key writes only for "
+        "its own controller; an event for any other is rejected `unknown_controller`."
+    ),
+    response_model=EventResult | list[EventResult],
+    status_code=200,
+    responses={
+        201: {"model": EventResult, "description": "The one event was accepted."},
+        400: {"model": Error, "description": "`malformed_json`"},
+        401: {"model": Error}, 403: {"model": Error},
+        409: {"model": EventResult, "description": "`event_id_conflict` (single event)"},
+        413: {"model": Error, "description": "`too_large` body or `batch_too_large`"},
+        422: {"model": EventResult | Error,
+              "description": "The one event was rejected, or the body is no envelope"},
+    },
+    openapi_extra={"requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _BODY_SCHEMA}},
+    }},
+)
+async def post_events(
+    request: Request, key: Writer, ledger: LedgerDep, metrics: MetricsDep
+) -> JSONBytes:
+    body = await read_body(request, request.app.state.max_body_bytes)
+    items, single = parse(body)
+    results = await run_in_threadpool(submit, ledger, request.app.state.ingest_lock, items, key)
+    metrics.ingested(results)
+    if single:
+        return JSONBytes(results[0], status_code=_status(results[0]))
+    return JSONBytes(results)

@@ -1,0 +1,144 @@
+"""POST /v1/events: single and batch, per-event results, limits, producer scoping."""
+
+from __future__ import annotations
+
+import orjson
+
+from ledger.codes import MAX_BATCH
+from tests.api.conftest import Api
+from tests.conftest import OTHER
+
+
+def test_single_event_accepted_then_duplicate(api: Api) -> None:
+    ev = api.event()
+    r = api.post(ev)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "accepted" and body["event_id"] == ev["event_id"]
+    assert isinstance(body["index"], int) and body["leaf_hash"]
+    again = api.post(ev)
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    assert again.json()["index"] == body["index"]
+
+
+def test_single_rejection_and_conflict(api: Api) -> None:
+    ev = api.event()
+    ev["sig"] = ev["sig"][:-2] + ("AA" if ev["sig"][-2:] != "AA" else "BA")
+    r = api.post(ev)
+    assert r.status_code == 422
+    assert r.json()["code"] == "bad_signature" and r.json()["status"] == "rejected"
+    good = api.event()
+    assert api.post(good).status_code == 201
+    other = api.event(event_id=good["event_id"], data={
+        "purposes": ["other"], "method": "web_form", "notice_version": "v2"})
+    r = api.post(other)
+    assert r.status_code == 409 and r.json()["code"] == "event_id_conflict"
+
+
+def test_batch_keeps_good_events(api: Api) -> None:
+    good1, good2 = api.event(), api.event()
+    bad = api.event()
+    bad["data"]["unknown_field"] = 1
+    r = api.post([good1, bad, 42, good2])
+    assert r.status_code == 200
+    res = r.json()
+    assert [x["status"] for x in res] == ["accepted", "rejected", "rejected", "accepted"]
+    assert res[1]["code"] == "schema_violation" and res[1]["event_id"] == bad["event_id"]
+    assert res[2]["code"] == "schema_violation" and res[2]["event_id"] is None
+    assert res[3]["index"] == res[0]["index"] + 1
+
+
+def test_producer_key_only_writes_for_its_controller(api: Api) -> None:
+    mine, theirs = api.event(), api.event(OTHER)
+    ghost = api.event(controller="SE-5560000000")
+    res = api.post([mine, theirs, ghost]).json()
+    assert res[0]["status"] == "accepted"
+    # Another tenant's controller answers exactly as one that does not exist.
+    assert res[1]["code"] == res[2]["code"] == "unknown_controller"
+    assert res[1]["detail"].replace(OTHER, "X") == res[2]["detail"].replace(
+        "SE-5560000000", "X")
+    # The event really was not stored.
+    assert api.world.ledger.log.lookup([theirs["event_id"]]) == {}
+    # The admin key may write for any controller.
+    assert api.post([api.event(OTHER)], who="admin").json()[0]["status"] == "accepted"
+
+
+def test_auditor_may_not_post(api: Api) -> None:
+    r = api.post([api.event()], who="auditor_a")
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+
+
+def test_malformed_json(api: Api) -> None:
+    r = api.client.post("/v1/events", content=b'{"spec": ', headers=api.auth("producer_a"))
+    assert r.status_code == 400
+    assert r.json()["code"] == "malformed_json" and r.json()["detail"]
+    r = api.client.post("/v1/events", content=b'"just a string"',
+                        headers=api.auth("producer_a"))
+    assert r.status_code == 422 and r.json()["code"] == "schema_violation"
+
+
+def test_body_too_large(api: Api) -> None:
+    api.client.app.state.max_body_bytes = 1000  # type: ignore[attr-defined]
+    r = api.client.post("/v1/events", content=b"[" + b" " * 2000 + b"]",
+                        headers=api.auth("producer_a"))
+    assert r.status_code == 413 and r.json()["code"] == "too_large"
+
+
+def test_body_too_large_streamed_without_length(api: Api) -> None:
+    api.client.app.state.max_body_bytes = 1000  # type: ignore[attr-defined]
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        for _ in range(10):
+            yield b" " * 200
+
+    r = api.client.post("/v1/events", content=chunks(), headers=api.auth("producer_a"))
+    assert r.status_code == 413 and r.json()["code"] == "too_large"
+
+
+def test_too_many_events(api: Api) -> None:
+    body = orjson.dumps([{}] * (MAX_BATCH + 1))
+    r = api.client.post("/v1/events", content=body, headers=api.auth("producer_a"))
+    assert r.status_code == 413 and r.json()["code"] == "batch_too_large"
+
+
+def test_max_batch_accepted(api: Api) -> None:
+    batch = [api.event() for _ in range(MAX_BATCH)]
+    res = api.post(batch).json()
+    assert len(res) == MAX_BATCH and {x["status"] for x in res} == {"accepted"}
+
+
+def test_auth_errors_have_code_and_detail(api: Api) -> None:
+    r = api.client.post("/v1/events", json=[])
+    assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = api.client.post("/v1/events", json=[], headers={"Authorization": "Bearer alk_nope"})
+    assert r.status_code == 401 and set(r.json()) == {"code", "detail"}
+    r = api.client.get("/v1/nothing-here", headers=api.auth("admin"))
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    r = api.client.delete("/v1/events", headers=api.auth("admin"))
+    assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+
+
+def test_empty_batch(api: Api) -> None:
+    r = api.post([])
+    assert r.status_code == 200 and r.json() == []
+
+
+def test_metrics_count_ingest(api: Api) -> None:
+    bad = api.event()
+    bad["sig"] = "A" * 86
+    api.post([api.event(), bad])
+    text = api.client.get("/metrics").text
+    assert 'auditledger_events_total{status="accepted"} 1' in text
+    assert 'auditledger_rejections_total{code="bad_signature"} 1' in text
+    assert "auditledger_alert_queue_length 0" in text
+    assert "auditledger_projection_lag -1" in text
+
+
+def test_health(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    r = api.client.get("/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    assert r.json()["log"]["ok"] is True
+
