@@ -1,0 +1,165 @@
+"""The in-memory side of a projection batch: decoded events, entity and consent caches, and
+the pending writes that one transaction will commit.
+
+Why a cache: replaying a million events at >100k events/s leaves a few microseconds per
+event, far less than a database round trip. Handlers therefore read and change plain
+dicts held here; ``take()`` hands every changed row to the store at the end of the batch,
+which writes them with ``executemany``/``COPY`` together with the new position.
+
+The cache is only correct while this process is the single writer and every batch it
+applied was committed; the runner calls ``discard()`` when a commit fails, and the next
+read goes to the store again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ledger.clock import format_rfc3339, parse_rfc3339
+from ledger.log.base import StoredEvent
+from projections.store import ReadModelStore, Writes, dumps, loads
+
+_MISSING = object()
+
+
+def utc(ts: str) -> str:
+    """An RFC 3339 instant written the one way (UTC, milliseconds, ``Z``): such strings
+    sort in time order, so the stores can compare them as text."""
+    if len(ts) == 24 and ts[-1] == "Z" and ts[10] == "T" and ts[19] == ".":
+        return ts
+    return format_rfc3339(parse_rfc3339(ts))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One stored event as the projections see it."""
+
+    seq: int
+    event_id: str
+    type: str
+    controller: str
+    producer: str
+    occurred_at: str  # as written by the producer
+    at: str  # occurred_at in UTC (``utc``): the instant rules compare
+    received_at: str
+    subject: str | None
+    data: dict[str, Any]
+
+    @classmethod
+    def from_stored(cls, ev: StoredEvent) -> Event:
+        env = orjson.loads(ev.body)
+        return cls(
+            ev.seq, ev.event_id, ev.type, ev.controller, ev.producer, ev.occurred_at,
+            utc(ev.occurred_at), ev.received_at, env.get("subject"), env.get("data") or {},
+        )
+
+
+#: A consent history row: (purpose, at, seq, event_id, action, doc)
+ConsentRow = tuple[str, str, int, str, str, dict[str, Any]]
+
+
+class Batch:
+    """Caches that outlive a batch, and the writes of the current one."""
+
+    def __init__(self, store: ReadModelStore, cache_limit: int = 200_000) -> None:
+        self.store = store
+        self.cache_limit = cache_limit
+        # When the store was empty at start, the cache is the whole truth: misses are
+        # known absences and need no round trip (a rebuild is all misses).
+        self.authoritative = False
+        self._entities: dict[tuple[str, str, str], Any] = {}
+        self._consents: dict[tuple[str, str], list[ConsentRow]] = {}
+        self.writes = Writes()
+
+    # -- entities ------------------------------------------------------------------------
+    def get(self, kind: str, controller: str, key: str) -> dict[str, Any] | None:
+        k = (kind, controller, key)
+        doc = self._entities.get(k, _MISSING)
+        if doc is _MISSING:
+            doc = None if self.authoritative else self.store.entity(kind, controller, key)
+            self._entities[k] = doc
+        return doc  # type: ignore[return-value]
+
+    def put(self, kind: str, controller: str, key: str, doc: dict[str, Any]) -> None:
+        self._entities[(kind, controller, key)] = doc
+        self.writes.entities[(kind, controller, key)] = doc
+
+    def update(
+        self,
+        kind: str,
+        controller: str,
+        key: str,
+        change: Callable[[dict[str, Any]], None],
+        new: Callable[[], dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Apply ``change`` to the entity (created by ``new`` or as ``{}``) and mark it."""
+        doc = self.get(kind, controller, key)
+        if doc is None:
+            doc = new() if new else {}
+        change(doc)
+        self.put(kind, controller, key, doc)
+        return doc
+
+    # -- consents ------------------------------------------------------------------------
+    def consent_history(self, controller: str, subject: str) -> list[ConsentRow]:
+        k = (controller, subject)
+        rows = self._consents.get(k)
+        if rows is None:
+            if self.authoritative:
+                rows = []
+            else:
+                rows = [
+                    (p, at, seq, eid, action, loads(doc))
+                    for p, at, seq, eid, action, doc in self.store.consent_rows(controller, subject)
+                ]
+            self._consents[k] = rows
+        return rows
+
+    def add_consent(self, ev: Event, purpose: str, action: str, doc: dict[str, Any]) -> None:
+        assert ev.subject is not None
+        self.consent_history(ev.controller, ev.subject).append(
+            (purpose, ev.at, ev.seq, ev.event_id, action, doc)
+        )
+        self.writes.consents.append(
+            (ev.controller, ev.subject, purpose, ev.at, ev.seq, ev.event_id, action, dumps(doc))
+        )
+
+    # -- append-only facts ---------------------------------------------------------------
+    def add_record(
+        self, ev: Event, kind: str, key: str | None, doc: dict[str, Any]
+    ) -> None:
+        self.writes.records.append(
+            (ev.controller, kind, ev.seq, ev.at, ev.subject, key, ev.event_id, dumps(doc))
+        )
+
+    def add_finding(
+        self, ev: Event, code: str, severity: str, detail: str, evidence: list[str]
+    ) -> None:
+        doc = {
+            "code": code,
+            "controller": ev.controller,
+            "severity": severity,
+            "detail": detail,
+            "evidence": evidence,
+            "at": ev.at,
+        }
+        self.writes.findings.append((ev.controller, ev.seq, code, dumps(doc)))
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def take(self) -> Writes:
+        """The writes of this batch; the next batch starts empty. Bounds the caches."""
+        writes, self.writes = self.writes, Writes()
+        if len(self._entities) + len(self._consents) > self.cache_limit:
+            self.discard()
+        return writes
+
+    def discard(self) -> None:
+        """Forget everything cached (after a failed commit, or to bound memory)."""
+        self._entities.clear()
+        self._consents.clear()
+        self.writes = Writes()
+        self.authoritative = False

@@ -1,0 +1,155 @@
+"""The projection runner: reads the log from the tracked position, applies batches, repeats.
+
+Positions are ``(source, partition, position)``. The SQLite log is one partition,
+``("log", 0, seq)``; a Kafka topic will be ``(topic, partition, next offset)`` — one tracked
+position per topic-partition, each committed with the batch it ends (the eventsourcing
+``Tracking`` row is named ``"<source>/<partition>"``). Kafka keys events by controller,
+so every controller's events stay in order within one partition, which is all the
+projections need.
+
+Why not the library's ``ProjectionRunner``: it subscribes to an eventsourcing
+``Application``'s recorder, and our log of record is the ledger's own (SQLite or Kafka).
+This runner keeps the library's contract — the view is a ``TrackingRecorder``, positions
+only move forward, ``wait()`` blocks until a position is applied — over our ``Log``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from eventsourcing.persistence import Tracking
+
+from ledger.log.base import Log, StoredEvent
+from projections.projection import AuditProjection
+from projections.store import ReadModelStore
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a projection stands in one partition of one source."""
+
+    source: str
+    partition: int
+    position: int
+
+    @property
+    def tracking_name(self) -> str:
+        return f"{self.source}/{self.partition}"
+
+    def tracking(self) -> Tracking:
+        return Tracking(self.tracking_name, self.position)
+
+
+class EventSource(Protocol):
+    """Where events come from. ``read`` returns ``(position, event)`` pairs after
+    ``after`` in order; positions strictly increase within a partition."""
+
+    source: str
+
+    def partitions(self) -> Sequence[int]: ...
+
+    def read(self, partition: int, after: int, limit: int) -> list[tuple[int, StoredEvent]]: ...
+
+
+class LogSource:
+    """Any ``Log`` (the SQLite log today): one partition, position = ``seq``."""
+
+    source = "log"
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    def partitions(self) -> Sequence[int]:
+        return (0,)
+
+    def read(self, partition: int, after: int, limit: int) -> list[tuple[int, StoredEvent]]:
+        return [(e.seq, e) for e in self.log.events(after_seq=after, limit=limit)]
+
+
+class ProjectionRunner:
+    """Single writer of a read-model store. Two runners on one store stay correct (the
+    loser's commit fails on the tracking row and it re-reads), but waste work."""
+
+    def __init__(
+        self, source: EventSource, store: ReadModelStore, batch_size: int = 5000
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.batch_size = batch_size
+        self.projection = AuditProjection(store)
+        self._stop = threading.Event()
+        if all(self.position(p) == 0 for p in source.partitions()) and not store.entities(
+            "stats"
+        ):
+            self.projection.batch.authoritative = True
+
+    def position(self, partition: int = 0) -> int:
+        name = Position(self.source.source, partition, 0).tracking_name
+        return self.store.max_tracking_id(name) or 0
+
+    def step(self, partition: int = 0) -> int:
+        """Apply the next batch of one partition; returns how many events it held."""
+        after = self.position(partition)
+        items = self.source.read(partition, after, self.batch_size)
+        if not items:
+            return 0
+        last = items[-1][0]
+        self.projection.process_batch(
+            [e for _, e in items], Position(self.source.source, partition, last).tracking()
+        )
+        return len(items)
+
+    def run_once(self, max_events: int | None = None) -> int:
+        """Catch up with every partition (or stop after ``max_events``); returns the count."""
+        total = 0
+        while not self._stop.is_set():
+            n = sum(self.step(p) for p in self.source.partitions())
+            total += n
+            if n == 0 or (max_events is not None and total >= max_events):
+                break
+        return total
+
+    def run_forever(self, poll: float = 0.2) -> None:
+        """Follow the log until ``stop()``."""
+        while not self._stop.is_set():
+            if self.run_once() == 0:
+                self._stop.wait(poll)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, position: int, partition: int = 0, timeout: float = 5.0) -> None:
+        """Block until ``position`` is applied (read-your-writes for the API)."""
+        name = Position(self.source.source, partition, 0).tracking_name
+        self.store.wait(name, position, timeout)
+
+
+def open_source(data_dir: Path) -> tuple[EventSource, Log]:
+    """The log of a data directory as an event source (and the log, for closing)."""
+    from ledger.clock import SystemClock
+    from ledger.config import Config
+    from ledger.sequencer import CheckpointSigner
+    from ledger.service import open_log
+    from ledger.signing import load_private_key
+
+    cfg = Config.load(data_dir)
+    signer = CheckpointSigner(load_private_key(cfg.log_key_file), cfg.log_key_name)
+    log = open_log(cfg, signer, SystemClock())
+    return LogSource(log), log
+
+
+def rebuild(source: EventSource, store: ReadModelStore, batch_size: int = 5000) -> int:
+    """Empty the store and replay everything; returns the number of events applied."""
+    store.reset()
+    return ProjectionRunner(source, store, batch_size).run_once()
+
+
+def timed_run(runner: ProjectionRunner) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    n = runner.run_once()
+    return n, time.perf_counter() - t0

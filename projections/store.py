@@ -1,0 +1,386 @@
+"""Read-model stores: one ``ReadModelStore`` seam, a SQLite and a PostgreSQL backend.
+
+Both backends *are* the eventsourcing library's tracking recorders
+(``SQLiteTrackingRecorder`` / ``PostgresTrackingRecorder``, single-row tracking): a batch of
+read-model writes and the upstream position it reaches are committed in ONE transaction
+(``commit``). The library's tracking upsert only moves a position forward
+(``... WHERE notification_id < new``); a second writer, or a replay of a batch already
+applied, finds nothing to update, raises ``IntegrityError`` and rolls the whole batch
+back. That is the exactly-once guarantee: state and position can never disagree.
+
+The tables are deliberately few and generic, so one shared SQL text serves both engines and
+one contract test suite (``tests/projections/test_store_contract.py``) runs on both:
+
+- ``entities(kind, controller, key, doc)`` — mutable aggregates folded from events
+  (controllers, producers, recipients, activities, rights requests, breaches, ...);
+- ``consents(controller, subject, purpose, at, seq, event_id, action, doc)`` — the consent
+  history, append-only, so the state at any instant (``as_of``) is a fold of a few rows;
+- ``records(controller, kind, seq, at, subject, key, event_id, doc)`` — append-only facts:
+  processing operations, disclosures, transfers (with their verdict);
+- ``findings(controller, seq, code, doc)`` — findings decided when their event is applied.
+
+``doc`` is canonical JSON (sorted keys), so ``dump()`` of a rebuild is byte-identical to the
+live store. Deadlines and "now"-dependent states are never stored (see docs/projections.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+from eventsourcing.persistence import Tracking
+
+#: The read-model tables and their primary keys, in dump order.
+TABLES: dict[str, tuple[str, ...]] = {
+    "entities": ("kind", "controller", "key"),
+    "consents": ("controller", "subject", "purpose", "seq"),
+    "records": ("controller", "kind", "seq"),
+    "findings": ("controller", "seq", "code"),
+}
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "entities": ("kind", "controller", "key", "doc"),
+    "consents": ("controller", "subject", "purpose", "at", "seq", "event_id", "action", "doc"),
+    "records": ("controller", "kind", "seq", "at", "subject", "key", "event_id", "doc"),
+    "findings": ("controller", "seq", "code", "doc"),
+}
+
+# One DDL for both engines: TEXT and BIGINT mean the same thing to SQLite and PostgreSQL.
+DDL = [
+    "CREATE TABLE IF NOT EXISTS entities (kind TEXT NOT NULL, controller TEXT NOT NULL,"
+    " key TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, controller, key))",
+    "CREATE TABLE IF NOT EXISTS consents (controller TEXT NOT NULL, subject TEXT NOT NULL,"
+    " purpose TEXT NOT NULL, at TEXT NOT NULL, seq BIGINT NOT NULL, event_id TEXT NOT NULL,"
+    " action TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (controller, subject, purpose, seq))",
+    "CREATE TABLE IF NOT EXISTS records (controller TEXT NOT NULL, kind TEXT NOT NULL,"
+    " seq BIGINT NOT NULL, at TEXT NOT NULL, subject TEXT, key TEXT, event_id TEXT NOT NULL,"
+    " doc TEXT NOT NULL, PRIMARY KEY (controller, kind, seq))",
+    "CREATE INDEX IF NOT EXISTS records_subject ON records (controller, subject)"
+    " WHERE subject IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS findings (controller TEXT NOT NULL, seq BIGINT NOT NULL,"
+    " code TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (controller, seq, code))",
+]
+
+
+def dumps(doc: Any) -> str:
+    """Canonical JSON text: sorted keys, no whitespace. Byte-identical rebuilds rely on it."""
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def loads(text: str | bytes) -> Any:
+    return orjson.loads(text)
+
+
+@dataclass
+class Writes:
+    """Everything one batch changes, written in one transaction with its position."""
+
+    entities: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    consents: list[tuple[Any, ...]] = field(default_factory=list)
+    records: list[tuple[Any, ...]] = field(default_factory=list)
+    findings: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entities) + len(self.consents) + len(self.records) + len(self.findings)
+
+
+@runtime_checkable
+class ReadModelStore(Protocol):
+    """What projections write and queries read. Contract (tests/projections):
+
+    - ``commit(writes, tracking)`` MUST write every row and the position in one
+      transaction, and MUST raise (writing nothing) when ``tracking`` does not move the
+      position of ``tracking.application_name`` forward;
+    - ``max_tracking_id(name)`` is the last committed position (``None`` before any);
+    - reads see only committed state; ``dump()`` is canonical (same rows, same bytes, on
+      every backend).
+    """
+
+    def commit(self, writes: Writes, tracking: Tracking) -> None: ...
+
+    def max_tracking_id(self, application_name: str) -> int | None: ...
+
+    def wait(
+        self, application_name: str, notification_id: int | None, timeout: float = 1.0
+    ) -> None: ...
+
+    def entity(self, kind: str, controller: str, key: str) -> Any | None: ...
+
+    def entities(self, kind: str, controller: str | None = None) -> list[Any]: ...
+
+    def consent_rows(self, controller: str, subject: str) -> list[tuple[Any, ...]]: ...
+
+    def records(
+        self,
+        controller: str,
+        kind: str,
+        subject: str | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[Any]: ...
+
+    def findings(self, controller: str) -> list[Any]: ...
+
+    def controllers(self) -> list[str]: ...
+
+    def dump(self) -> bytes: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _SQLText:
+    """SQL shared by both engines; ``mark`` is the DB-API placeholder (``?`` / ``%s``)."""
+
+    mark = "?"
+
+    def __init__(self) -> None:
+        m = self.mark
+        self.upsert_entity = (
+            f"INSERT INTO entities (kind, controller, key, doc) VALUES ({m},{m},{m},{m})"
+            " ON CONFLICT (kind, controller, key) DO UPDATE SET doc = excluded.doc"
+        )
+        self.insert = {
+            t: f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({','.join([m] * len(cols))})"
+            for t, cols in COLUMNS.items()
+            if t != "entities"
+        }
+        self.entity_sql = f"SELECT doc FROM entities WHERE kind={m} AND controller={m} AND key={m}"
+        self.entities_of = (
+            f"SELECT doc FROM entities WHERE kind={m} AND controller={m} ORDER BY key"
+        )
+        self.entities_all = f"SELECT doc FROM entities WHERE kind={m} ORDER BY controller, key"
+        self.consent_rows_sql = (
+            "SELECT purpose, at, seq, event_id, action, doc FROM consents"
+            f" WHERE controller={m} AND subject={m} ORDER BY purpose, at, seq"
+        )
+        self.findings_sql = f"SELECT doc FROM findings WHERE controller={m} ORDER BY seq, code"
+        self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
+
+
+class _StoreBase(_SQLText):
+    """The engine-independent half: SQL text, row shaping, dump."""
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _write(self, c: Any, writes: Writes) -> None:
+        if writes.entities:
+            c.executemany(
+                self.upsert_entity,
+                [(k, ctl, key, dumps(doc)) for (k, ctl, key), doc in writes.entities.items()],
+            )
+        for table in ("consents", "records", "findings"):
+            rows = getattr(writes, table)
+            if rows:
+                c.executemany(self.insert[table], rows)
+
+    def entity(self, kind: str, controller: str, key: str) -> Any | None:
+        rows = self._execute(self.entity_sql, (kind, controller, key))
+        return loads(rows[0][0]) if rows else None
+
+
+    def entities(self, kind: str, controller: str | None = None) -> list[Any]:
+        if controller is None:
+            rows = self._execute(self.entities_all, (kind,))
+        else:
+            rows = self._execute(self.entities_of, (kind, controller))
+        return [loads(r[0]) for r in rows]
+
+    def consent_rows(self, controller: str, subject: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._execute(self.consent_rows_sql, (controller, subject))]
+
+
+    def records(
+        self,
+        controller: str,
+        kind: str,
+        subject: str | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[Any]:
+        m = self.mark
+        where, args = [f"controller={m}", f"kind={m}"], [controller, kind]
+        if subject is not None:
+            where.append(f"subject={m}")
+            args.append(subject)
+        if key is not None:
+            where.append(f"key={m}")
+            args.append(key)
+        sql = f"SELECT seq, doc FROM records WHERE {' AND '.join(where)} ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [loads(r[1]) for r in self._execute(sql, args)]
+
+    def findings(self, controller: str) -> list[Any]:
+        return [loads(r[0]) for r in self._execute(self.findings_sql, (controller,))]
+
+
+    def controllers(self) -> list[str]:
+        return [r[0] for r in self._execute(self.controllers_sql)]
+
+
+    def iter_dump(self) -> Iterator[bytes]:
+        for table, pk in TABLES.items():
+            cols = ", ".join(COLUMNS[table])
+            yield f"# {table}\n".encode()
+            for row in self._execute(f"SELECT {cols} FROM {table} ORDER BY {', '.join(pk)}"):
+                yield orjson.dumps(list(row)) + b"\n"
+
+    def dump(self) -> bytes:
+        """Every read-model row, canonical, in primary-key order (tracking excluded)."""
+        return b"".join(self.iter_dump())
+
+
+class SQLiteStore(_StoreBase):
+    """Read models in one SQLite file (WAL), the default: ``DIR/readmodels.sqlite``."""
+
+    mark = "?"
+
+    def __init__(self, path: Path | str) -> None:
+        from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+
+        _SQLText.__init__(self)
+        self.path = str(path)
+        self.datastore = SQLiteDatastore(self.path, pool_size=2, max_overflow=4, lock_timeout=30)
+        self.recorder = SQLiteTrackingRecorder(self.datastore)
+        self.recorder.create_table()
+        with self.datastore.transaction(commit=True) as c:
+            for stmt in DDL:
+                c.execute(stmt)
+
+
+
+
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [tuple(r) for r in c.fetchall()]
+
+    def commit(self, writes: Writes, tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            self._write(c, writes)
+            self.recorder._insert_tracking(c, tracking)
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        return self.recorder.max_tracking_id(application_name)
+
+    def wait(
+        self, application_name: str, notification_id: int | None, timeout: float = 1.0
+    ) -> None:
+        self.recorder.wait(application_name, notification_id, timeout)
+
+    def reset(self) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            for table in TABLES:
+                c.execute(f"DELETE FROM {table}")
+            c.execute("DELETE FROM tracking WHERE application_name <> '__migration__'")
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+class PostgresStore(_StoreBase):
+    """Read models in PostgreSQL (production). ``dsn`` is a libpq URI or key=value string."""
+
+    mark = "%s"
+
+    def __init__(self, dsn: str, schema: str = "public", pool_size: int = 2) -> None:
+        from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+        from psycopg.conninfo import conninfo_to_dict
+
+        _SQLText.__init__(self)
+        info = conninfo_to_dict(dsn)
+        self.dsn = dsn
+        self.schema = schema
+        self.datastore = PostgresDatastore(
+            dbname=str(info.get("dbname", "postgres")),
+            host=str(info.get("host", "localhost")),
+            port=str(info.get("port", "5432")),
+            user=str(info.get("user", "postgres")),
+            password=str(info.get("password", "")),
+            pool_size=pool_size,
+            schema=schema,
+        )
+        if schema != "public":
+            with self.datastore.transaction(commit=True) as c:
+                c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        self.recorder = PostgresTrackingRecorder(
+            self.datastore, tracking_table_name="projection_tracking"
+        )
+        self.recorder.create_table()
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f'SET LOCAL search_path TO "{schema}"')
+            for stmt in DDL:
+                c.execute(stmt)
+
+
+
+
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as c:
+            if self.schema != "public":
+                c.execute(f'SET search_path TO "{self.schema}"')
+            c.execute(sql, params, prepare=True)
+            return [tuple(r.values()) for r in c.fetchall()]
+
+    def commit(self, writes: Writes, tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            if self.schema != "public":
+                c.execute(f'SET LOCAL search_path TO "{self.schema}"')
+            self._write_pg(c, writes)
+            self.recorder._insert_tracking(c, tracking)
+
+    def _write_pg(self, c: Any, writes: Writes) -> None:
+        """Entities by upsert; append-only rows by COPY, PostgreSQL's bulk path (an
+        executemany round-trips per row even in pipeline mode)."""
+        if writes.entities:
+            c.executemany(
+                self.upsert_entity,
+                [(k, ctl, key, dumps(doc)) for (k, ctl, key), doc in writes.entities.items()],
+            )
+        for table in ("consents", "records", "findings"):
+            rows: Iterable[tuple[Any, ...]] = getattr(writes, table)
+            if rows:
+                with c.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as cp:
+                    for row in rows:
+                        cp.write_row(row)
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        return self.recorder.max_tracking_id(application_name)
+
+    def wait(
+        self, application_name: str, notification_id: int | None, timeout: float = 1.0
+    ) -> None:
+        self.recorder.wait(application_name, notification_id, timeout)
+
+    def reset(self) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            if self.schema != "public":
+                c.execute(f'SET LOCAL search_path TO "{self.schema}"')
+            c.execute(f"TRUNCATE {', '.join(TABLES)}")
+            c.execute(
+                "DELETE FROM projection_tracking WHERE application_name <> '__migration__'"
+            )
+
+    def drop(self) -> None:
+        """Remove the schema and everything in it (tests use one schema each)."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+def open_store(target: str | Path) -> ReadModelStore:
+    """``postgresql://…`` / ``postgres://…`` / ``host=… dbname=…`` → PostgreSQL, else a
+    SQLite file path."""
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")) or "dbname=" in text:
+        return PostgresStore(text)
+    return SQLiteStore(Path(text))
