@@ -21,7 +21,7 @@ import orjson
 
 from ledger.clock import format_rfc3339, parse_rfc3339
 from ledger.log.base import StoredEvent
-from projections.store import ReadModelStore, Writes, dumps, loads
+from projections.store import ReadModelStore, Writes, dumps
 
 _MISSING = object()
 
@@ -109,13 +109,7 @@ class Batch:
         k = (controller, subject)
         rows = self._consents.get(k)
         if rows is None:
-            if self.authoritative:
-                rows = []
-            else:
-                rows = [
-                    (p, at, seq, eid, action, loads(doc))
-                    for p, at, seq, eid, action, doc in self.store.consent_rows(controller, subject)
-                ]
+            rows = [] if self.authoritative else list(self.store.consent_rows(controller, subject))
             self._consents[k] = rows
         return rows
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
@@ -121,3 +122,151 @@ def transfer_check(
     v = _guard(lambda: judge_transfer(country, mechanism, day))
     payload = {"valid": v.valid, "reason": v.reason}  # occasional-only is in the reason
     _emit(payload, as_json, f"{'valid' if v.valid else 'INVALID'}: {v.reason}")
+
+
+# -- projections and reports -------------------------------------------------------------
+
+projections_app = typer.Typer(help="Build and follow the read models.", no_args_is_help=True)
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Ledger data directory.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Read-model store: a PostgreSQL DSN, or a SQLite file "
+                 "(default DIR/readmodels.sqlite; env AUDITLEDGER_READMODEL_DSN)."),
+]
+
+
+def _store_target(data: Path, store: str | None) -> str:
+    import os
+
+    from ledger.config import Config
+
+    target = store or os.environ.get("AUDITLEDGER_READMODEL_DSN")
+    if target:
+        return target
+    return str(Config(data_dir=data).readmodel_db)
+
+
+def _open_source(data: Path):  # type: ignore[no-untyped-def]
+    from ledger.config import ConfigError
+    from projections.runner import open_source
+
+    try:
+        return open_source(data)
+    except (ConfigError, OSError) as exc:
+        _fail(str(exc))
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    data: DataOpt,
+    store: StoreOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 5000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay the whole log into fresh read models. A SQLite store is built beside the live
+    file and renamed over it, so readers never see a half-built model."""
+    import os
+    import time
+
+    from projections.runner import rebuild
+    from projections.store import open_store
+
+    source, log = _open_source(data)
+    target = _store_target(data, store)
+    is_file = not (target.startswith(("postgresql://", "postgres://")) or "dbname=" in target)
+    build_at = target + ".rebuild" if is_file else target
+    if is_file:
+        for suffix in ("", "-wal", "-shm"):
+            Path(build_at + suffix).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    rm = open_store(build_at)
+    try:
+        n = rebuild(source, rm, batch_size)
+    finally:
+        rm.close()
+        log.close()
+    if is_file:
+        for suffix in ("-wal", "-shm"):
+            Path(target + suffix).unlink(missing_ok=True)
+        os.replace(build_at, target)
+    secs = time.perf_counter() - t0
+    payload = {"events": n, "seconds": round(secs, 3), "store": target}
+    _emit(payload, as_json, f"rebuilt {n} events in {secs:.2f}s into {target}")
+
+
+@projections_app.command("run")
+def projections_run(
+    data: DataOpt,
+    store: StoreOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 5000,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep following the log.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply the events not yet projected (exactly once), then exit, or follow."""
+    from projections.runner import ProjectionRunner
+    from projections.store import open_store
+
+    source, log = _open_source(data)
+    rm = open_store(_store_target(data, store))
+    runner = ProjectionRunner(source, rm, batch_size)
+    try:
+        if follow:
+            runner.run_forever()
+        n = runner.run_once()
+        payload = {"events": n, "position": runner.position()}
+    finally:
+        rm.close()
+        log.close()
+    _emit(payload, as_json, f"applied {n} events, position {payload['position']}")
+
+
+@projections_app.command("status")
+def projections_status(data: DataOpt, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """How far the read models are behind the log."""
+    from projections.runner import ProjectionRunner
+    from projections.store import open_store
+
+    source, log = _open_source(data)
+    rm = open_store(_store_target(data, store))
+    try:
+        pos = ProjectionRunner(source, rm).position()
+        payload = {"position": pos, "log": log.last_seq(), "lag": log.last_seq() - pos}
+    finally:
+        rm.close()
+        log.close()
+    _emit(payload, as_json, " ".join(f"{k}={v}" for k, v in payload.items()))
+
+
+def report(
+    data: DataOpt,
+    controller: Annotated[str, typer.Option(help="Controller id.")],
+    format: Annotated[str, typer.Option("--format", help="json | html | csv")] = "json",
+    store: StoreOpt = None,
+    catch_up: Annotated[
+        bool, typer.Option(help="Project events not yet applied before reporting.")
+    ] = True,
+) -> None:
+    """Accountability report of one controller, from the read models, as of now."""
+    from projections import queries
+    from projections.report import RENDERERS
+    from projections.runner import ProjectionRunner
+    from projections.store import open_store
+
+    if format not in RENDERERS:
+        _fail(f"--format: one of {', '.join(RENDERERS)}, not {format!r}")
+    rm = open_store(_store_target(data, store))
+    try:
+        if catch_up:
+            source, log = _open_source(data)
+            try:
+                ProjectionRunner(source, rm).run_once()
+            finally:
+                log.close()
+        try:
+            doc = queries.report(rm, controller)
+        except queries.UnknownControllerError:
+            _fail(f"unknown controller: {controller}")
+    finally:
+        rm.close()
+    typer.echo(RENDERERS[format](doc))

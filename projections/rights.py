@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from projections.batch import Batch, Event
+from projections.batch import Batch, Event, utc
 from projections.controllers import Settings, settings
 from projections.legal.rights import (
     RightsDeadlines,
@@ -182,14 +182,14 @@ def view(doc: dict[str, Any], controller: dict[str, Any] | None, now: datetime) 
         "subject": doc.get("subject"),
         "right": doc.get("right"),
         "status": d.status,
-        "received_at": doc.get("received_at"),
+        "received_at": utc(doc["received_at"]) if doc.get("received_at") else None,
         "due": _iso(dl.due) if dl else None,
         "extended_due": _iso(dl.extended_due) if dl else None,
         "promised_due": _iso(dl.promised_due) if dl else None,
         "binding_due": _iso(dl.binding_due) if dl else None,
         "extended": bool(dl and dl.extended),
         "extension_valid": d.extension_valid,
-        "closed_at": closed["at"] if closed else None,
+        "closed_at": utc(closed["at"]) if closed else None,
         "identity_policy": d.settings.identity_policy,
         "evidence": list(doc.get("events", [])),
     }

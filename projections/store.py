@@ -191,7 +191,13 @@ class _StoreBase(_SQLText):
         return [loads(r[0]) for r in rows]
 
     def consent_rows(self, controller: str, subject: str) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._execute(self.consent_rows_sql, (controller, subject))]
+        """``(purpose, at, seq, event_id, action, doc)`` rows, ``doc`` parsed."""
+        return [
+            (p, at, seq, eid, action, loads(doc))
+            for p, at, seq, eid, action, doc in self._execute(
+                self.consent_rows_sql, (controller, subject)
+            )
+        ]
 
 
     def records(
