@@ -100,6 +100,11 @@ class Report:
 def verify_source(
     source: Source, log_keys: Sequence[str], verifier: Verifier | None = None
 ) -> Report:
+    own_check = getattr(source, "verify_report", None)
+    if own_check is not None:
+        # An evidence bundle is a subset of a log: it checks each event by its inclusion
+        # proof instead of recomputing the tree (ledger.bundle.BundleSource).
+        return own_check(log_keys, verifier)
     report = Report()
     own = verifier is None
     verifier = verifier or Verifier()
