@@ -43,6 +43,16 @@ def canonical_bytes(value: Any) -> bytes:
     return reference_canonical_bytes(value)
 
 
+def signed_and_unsigned(envelope: dict[str, Any]) -> tuple[bytes, bytes]:
+    """Canonical bytes of the envelope with and without ``sig``, walking it once: ingest
+    needs both (the leaf preimage and the signed message) for every event."""
+    unsigned = {k: v for k, v in envelope.items() if k != "sig"}
+    if _fast_path_ok(envelope):
+        opt = orjson.OPT_SORT_KEYS
+        return orjson.dumps(envelope, option=opt), orjson.dumps(unsigned, option=opt)
+    return reference_canonical_bytes(envelope), reference_canonical_bytes(unsigned)
+
+
 def reference_canonical_bytes(value: Any) -> bytes:
     """The reference implementation; slow, used for unusual documents and in tests."""
     return rfc8785.dumps(value)

@@ -9,14 +9,14 @@ and the projections raise findings about them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import orjson
 
-from ledger.canonical import canonical_bytes
+from ledger.canonical import signed_and_unsigned
 from ledger.clock import Clock, format_rfc3339, parse_rfc3339
 from ledger.codes import MAX_CLOCK_SKEW_SECONDS, MAX_EVENT_BYTES, Code
 from ledger.encoding import b64
@@ -24,7 +24,7 @@ from ledger.log.base import Log, Prepared, StaleLog, StoredEvent
 from ledger.registry import ADMIN, ADMIN_TYPES, Registry, RegistryError
 from ledger.schemas import SchemaError, Schemas
 from ledger.signing import DOMAIN
-from ledger.verifier import Verifier
+from ledger.verifier import CHUNK, Verifier
 
 
 @dataclass(slots=True)
@@ -66,6 +66,34 @@ class _Candidate:
     prepared: Prepared
     key: bytes
     message: bytes
+
+
+class _SignatureStream:
+    """Sends signatures to the verifier in chunks as candidates arrive, so checking them
+    overlaps with parsing the rest of the batch."""
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.verifier = verifier
+        self.pending: list[_Candidate] = []
+        self.sent: list[tuple[list[_Candidate], Callable[[], list[bool]]]] = []
+
+    def _send(self) -> None:
+        chunk, self.pending = self.pending, []
+        self.sent.append(
+            (chunk, self.verifier.start([(c.key, c.message, c.env["sig"]) for c in chunk]))
+        )
+
+    def add(self, cand: _Candidate) -> None:
+        self.pending.append(cand)
+        if len(self.pending) >= CHUNK:
+            self._send()
+
+    def results(self) -> dict[int, bool]:
+        """Position in the batch → signature valid."""
+        if self.pending:
+            self._send()
+        return {c.pos: ok for chunk, wait in self.sent
+                for c, ok in zip(chunk, wait(), strict=True)}
 
 
 class Ingestor:
@@ -126,11 +154,11 @@ class Ingestor:
             key = reg.signing_key(env, occurred)
         except RegistryError as exc:
             raise Rejected(exc.code, exc.detail) from None
-        unsigned = {k: v for k, v in env.items() if k != "sig"}
-        message = DOMAIN + canonical_bytes(unsigned)
+        body, unsigned = signed_and_unsigned(env)
+        message = DOMAIN + unsigned
         prepared = Prepared(
             env["event_id"], env["controller"], env["type"], env["producer"],
-            env["occurred_at"], canonical_bytes(env), hashlib.sha256(message).digest(),
+            env["occurred_at"], body, hashlib.sha256(message).digest(),
         )
         return _Candidate(pos, env, prepared, key, message)
 
@@ -152,10 +180,13 @@ class Ingestor:
         reg = self.registry
         ordered: list[_Candidate] = []  # survivors of the stateless checks, input order
         admin_ok: dict[int, bool] = {}
+        signatures = _SignatureStream(self.verifier)
         for pos, item in enumerate(items):
             try:
                 cand = self._prepare(pos, item, reg)
-                if cand.prepared.type in ADMIN_TYPES:
+                if cand.prepared.type not in ADMIN_TYPES:
+                    signatures.add(cand)
+                else:
                     # Later events in this batch may depend on it: check it now, fully.
                     ok = self.verifier.verify([(cand.key, cand.message, cand.env["sig"])])[0]
                     self._late_checks(cand, ok)
@@ -167,9 +198,7 @@ class Ingestor:
                 ordered.append(cand)
             except Rejected as exc:
                 results[pos] = _rejection(item, exc)
-        plain = [c for c in ordered if c.pos not in admin_ok]
-        oks = self.verifier.verify([(c.key, c.message, c.env["sig"]) for c in plain])
-        sig_ok = {c.pos: ok for c, ok in zip(plain, oks, strict=True)}
+        sig_ok = signatures.results()
         survivors: list[_Candidate] = []
         for cand in ordered:
             try:
