@@ -25,6 +25,7 @@ live store. Deadlines and "now"-dependent states are never stored (see docs/proj
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,12 +296,16 @@ class PostgresStore(_StoreBase):
 
     mark = "%s"
 
-    def __init__(self, dsn: str, schema: str = "public", pool_size: int = 2) -> None:
+    def __init__(self, dsn: str, schema: str | None = None, pool_size: int = 2) -> None:
+        """``schema`` defaults to the DSN's ``options=-csearch_path=NAME``, else ``public``
+        (so a worker process can be pointed at a schema with a DSN alone)."""
         from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
         from psycopg.conninfo import conninfo_to_dict
 
         _SQLText.__init__(self)
         info = conninfo_to_dict(dsn)
+        found = re.search(r"search_path=([A-Za-z_][A-Za-z0-9_]*)", str(info.get("options", "")))
+        schema = schema or (found.group(1) if found else "public")
         self.dsn = dsn
         self.schema = schema
         self.datastore = PostgresDatastore(
