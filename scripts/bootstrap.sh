@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install what auditledger needs on a fresh Debian machine: a Python venv with the package
+# (editable) and, with --full, what the test suite needs too (Java + Maven for the real
+# Kafka broker, Debian's PostgreSQL). Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+full=0
+[ "${1:-}" = "--full" ] && full=1
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "auditledger needs Python 3.11+ (found: $("$PY" --version 2>&1))" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv 2>/dev/null || { apt_install python3-venv; "$PY" -m venv .venv; }
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "$full" = 1 ]; then
+  .venv/bin/python -m pip install -q -e '.[test]'
+else
+  .venv/bin/python -m pip install -q -e .
+fi
+
+if [ "$full" = 1 ]; then
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+  # Fetch the Kafka broker jars once, now, so a network problem shows here and not as a
+  # test failure.
+  (cd infra/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory=libs \
+     -DincludeScope=runtime)
+fi
