@@ -26,6 +26,12 @@ class Config:
     kafka_bootstrap: str | None = None
     log_key_name: str = "auditledger"
     kafka_partitions: int = 1
+    # Names of the Kafka topics are ``<prefix>.events.v1`` etc. (DESIGN.md: "auditledger").
+    # Tests and benchmarks give each ledger its own prefix so they share one broker.
+    kafka_topic_prefix: str = "auditledger"
+    # The sequencer's transactional id; None = ``<prefix>.sequencer``. Every sequencer of
+    # one ledger MUST use the same id: that is what lets a new one fence an old one.
+    kafka_transactional_id: str | None = None
 
     @property
     def config_file(self) -> Path:
@@ -42,6 +48,19 @@ class Config:
     @property
     def log_db(self) -> Path:
         return self.data_dir / "ledger.sqlite"
+
+    @property
+    def kafka_index_db(self) -> Path:
+        """The Kafka backend's local, rebuildable index of its topics."""
+        return self.data_dir / "kafka-index.sqlite"
+
+    def kafka_topic(self, name: str) -> str:
+        """``events`` -> ``auditledger.events.v1`` (with this ledger's prefix)."""
+        return f"{self.kafka_topic_prefix}.{name}.v1"
+
+    @property
+    def kafka_txn_id(self) -> str:
+        return self.kafka_transactional_id or f"{self.kafka_topic_prefix}.sequencer"
 
     @property
     def auth_db(self) -> Path:

@@ -1,0 +1,524 @@
+"""Kafka as the log of record, with a local rebuildable index for reads and proofs.
+
+Why this shape
+--------------
+Kafka keeps the events durably and replicated, but it cannot answer "leaf 17 of
+controller X" or "Merkle node (3, 5)" without a scan, and its offsets are not leaf
+indexes (transaction markers leave gaps). So the ledger writes to Kafka FIRST and then
+keeps a *derived* index of the topics in ``DIR/kafka-index.sqlite``: the very tables of
+:class:`~ledger.log.sqlite.SQLiteLog` (this class subclasses it and reuses all of its
+reads), plus the Kafka position up to which the index is complete. Delete the file and
+the next open rebuilds it from the topics.
+
+Write path (one sequencer = the single writer for the ledger's event partitions)
+1. take the local write lock (``BEGIN IMMEDIATE`` on the index), become the writer if
+   not yet (``init_transactions()`` fences any older sequencer with the same
+   transactional id and aborts its open transaction; then catch the index up from the
+   topics, ``read_committed``, to their end);
+2. ``Sequencer.plan(batch)``: dense leaf indexes, Merkle nodes, due checkpoints;
+3. write the plan into the index (not yet committed: duplicates of ``event_id`` fail
+   here, before anything reaches Kafka);
+4. ONE Kafka transaction: the event records (value = the leaf preimage, metadata in
+   headers) and the checkpoint records -> ``commit_transaction()``;
+5. commit the index, ``install`` the plan in memory.
+
+A crash between 4 and 5 loses nothing: the next writer catches up from Kafka and finds
+those records. A failure before 4 completes leaves nothing visible to ``read_committed``
+readers and burns no index. An ambiguous failure (commit timed out) marks the writer
+dirty: the next write re-initialises the producer (which completes or aborts the
+pending transaction) and catches up before planning, so an index is never re-used.
+
+Readers
+-------
+A ``KafkaLog`` is a reader until it first appends (or ``acquire()`` is called): opening
+one catches the index up from the topics but does not fence the sequencer, so
+``auditledger verify DIR`` can run beside ``serve``. ``checkpoint_due`` on a reader signs
+nothing: only the sequencer signs. ``refresh()`` catches a reader up again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import errors as kerr
+from kafka.producer.future import FutureRecordMetadata
+
+from ledger.clock import Clock
+from ledger.config import Config, ConfigError
+from ledger.encoding import b64, unb64
+from ledger.log.base import Prepared, StaleLog, StoredCheckpoint
+from ledger.log.sqlite import SQLiteLog
+from ledger.merkle import Frontier, leaf_hash
+from ledger.sequencer import CheckpointSigner, Plan, Row, Tree
+
+log = logging.getLogger(__name__)
+
+# Topics of DESIGN.md, by short name; ``Config.kafka_topic`` adds prefix and version.
+TOPICS = ("events", "intake", "rejected", "checkpoints", "alerts")
+
+POSITIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kafka_positions (
+    topic       TEXT    NOT NULL,
+    part        INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, part)
+);
+"""
+
+
+class Fenced(Exception):
+    """Another sequencer with the same transactional id took over; this one MUST stop.
+
+    Nothing this instance tried to write after being fenced is visible to
+    ``read_committed`` readers. The instance refuses every further write.
+    """
+
+
+class LogCorrupt(Exception):
+    """The topics contradict the local index (a gap, or another leaf at an index)."""
+
+
+def topic_configs(replicas: int) -> dict[str, str]:
+    """DESIGN.md's topic settings: keep everything forever, never elect a stale leader,
+    and acknowledge a write only when all but one replica have it."""
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+        "min.insync.replicas": str(max(1, replicas - 1)),
+        "unclean.leader.election.enable": "false",
+    }
+
+
+def ensure_topics(cfg: Config, timeout_s: float = 60.0) -> dict[str, int]:
+    """Create the ledger's topics if missing; returns partitions per full topic name.
+
+    Replication is ``min(3, brokers)``. Existing topics are left as they are (an operator
+    may have raised their partitions or replication on purpose).
+    """
+    admin = _retry(
+        lambda: KafkaAdminClient(
+            bootstrap_servers=cfg.kafka_bootstrap, client_id="auditledger-admin",
+            request_timeout_ms=30_000,
+        ),
+        timeout_s,
+    )
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+        replicas = max(1, min(3, brokers))
+        names = [cfg.kafka_topic(t) for t in TOPICS]
+        existing = set(admin.list_topics())
+        missing = {
+            n: {"num_partitions": max(1, cfg.kafka_partitions), "replication_factor": replicas,
+                "configs": topic_configs(replicas)}
+            for n in names if n not in existing
+        }
+        if missing:
+            with contextlib.suppress(kerr.TopicAlreadyExistsError):
+                admin.create_topics(missing, wait_for_metadata=True)
+        out: dict[str, int] = {}
+        for desc in admin.describe_topics(names):
+            out[desc["name"]] = len(desc["partitions"])
+        if set(out) != set(names) or not all(out.values()):
+            raise ConfigError(f"Kafka topics not all available: {out}")
+        return out
+    finally:
+        admin.close()
+
+
+def _retry(make: Callable[[], Any], timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return make()
+        except kerr.NoBrokersAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def partition_for(controller: str, partitions: int) -> int:
+    """Stable controller -> partition (not Kafka's murmur2): a controller's events MUST
+    stay in one partition so their order is the leaf order, across client libraries."""
+    digest = hashlib.sha256(controller.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % partitions
+
+
+def _headers(row: Row, received_at: str) -> list[tuple[str, bytes]]:
+    ev = row.event
+    return [
+        ("controller", row.controller.encode()),
+        ("index", str(row.index).encode()),
+        ("event_id", ev.event_id.encode()),
+        ("type", ev.type.encode()),
+        ("producer", ev.producer.encode()),
+        ("occurred_at", ev.occurred_at.encode()),
+        ("received_at", received_at.encode()),
+        ("leaf_hash", row.leaf_hash),
+        ("canon_hash", ev.canon_hash),
+    ]
+
+
+def checkpoint_value(cp: StoredCheckpoint) -> bytes:
+    return orjson.dumps({"controller": cp.controller, "size": cp.size, "root": b64(cp.root),
+                         "note": cp.note, "created_at": cp.created_at})
+
+
+@dataclass
+class KafkaTxn:
+    """What one Kafka transaction carries besides the ledger's own event/checkpoint
+    records: extra records (e.g. rejections) and consumer offsets (intake)."""
+
+    producer: KafkaProducer
+    futures: list[FutureRecordMetadata] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)
+    began: bool = False
+    offsets_sent: bool = False
+
+    def _begin(self) -> None:
+        if not self.began:
+            self.producer.begin_transaction()
+            self.began = True
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None,
+             headers: list[tuple[str, bytes]] | None = None,
+             partition: int | None = None) -> None:
+        """Add one record to this transaction: visible only if the transaction commits."""
+        self._begin()
+        self.futures.append(self.producer.send(topic, value=value, key=key, headers=headers,
+                                               partition=partition))
+
+    def send_offsets(self, offsets: dict[TopicPartition, Any], group_metadata: Any) -> None:
+        """Commit a consumer group's offsets atomically with this transaction."""
+        self._begin()
+        self.producer.send_offsets_to_transaction(offsets, group_metadata)
+        self.offsets_sent = True
+
+
+class KafkaLog(SQLiteLog):
+    """The ``Log`` protocol on Kafka. See the module docstring for the write path."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        signer: CheckpointSigner,
+        clock: Clock,
+        every_events: int = 1000,
+        every_seconds: float = 1.0,
+        connect_timeout_s: float = 60.0,
+    ) -> None:
+        if not cfg.kafka_bootstrap:
+            raise ConfigError("Kafka ledger without a bootstrap address (--kafka)")
+        self.cfg = cfg
+        self.topic_events = cfg.kafka_topic("events")
+        self.topic_checkpoints = cfg.kafka_topic("checkpoints")
+        self.topic_intake = cfg.kafka_topic("intake")
+        self.topic_rejected = cfg.kafka_topic("rejected")
+        self.topic_alerts = cfg.kafka_topic("alerts")
+        self.partitions = ensure_topics(cfg, connect_timeout_s)
+        super().__init__(cfg.kafka_index_db, signer, clock, every_events, every_seconds)
+        self._db.executescript(POSITIONS_SCHEMA)
+        self._producer: KafkaProducer | None = None
+        self._fenced: BaseException | None = None
+        self._txn: KafkaTxn | None = None  # open while a transaction() scope runs
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=cfg.kafka_bootstrap,
+            client_id="auditledger-index",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            request_timeout_ms=30_000,
+        )
+        self.refresh()
+
+    # -- writer role ---------------------------------------------------------------------
+
+    @property
+    def is_writer(self) -> bool:
+        return self._producer is not None
+
+    def acquire(self) -> None:
+        """Become the sequencer now (fencing any older one) and catch up."""
+        with self.transaction():
+            pass
+
+    def _new_producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            bootstrap_servers=self.cfg.kafka_bootstrap,
+            client_id="auditledger-sequencer",
+            transactional_id=self.cfg.kafka_txn_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            batch_size=1024 * 1024,
+            max_request_size=16 * 1024 * 1024,
+            max_block_ms=120_000,
+            request_timeout_ms=30_000,
+            transaction_timeout_ms=60_000,
+        )
+
+    def _ensure_writer(self) -> KafkaProducer:
+        """Caller holds the index write lock. Init (fence others) and catch up."""
+        if self._fenced is not None:
+            raise Fenced(f"sequencer {self.cfg.kafka_txn_id} was fenced: {self._fenced!r}")
+        if self._producer is None:
+            producer = self._new_producer()
+            try:
+                producer.init_transactions()
+            except BaseException:
+                producer.close(timeout=5)
+                raise
+            self._producer = producer
+            # Everything committed by earlier sequencers is now final: read it all.
+            self._catch_up()
+        return self._producer
+
+    def _drop_producer(self, exc: BaseException) -> None:
+        """After a failed transaction: fenced -> stop for good; otherwise re-init later."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        tm = getattr(producer, "_transaction_manager", None)
+        fatal = tm.last_error if tm is not None and tm.has_fatal_error() else None
+        chain: list[BaseException | None] = [exc, exc.__cause__, exc.__context__, fatal]
+        if any(isinstance(e, kerr.ProducerFencedError | kerr.InvalidProducerEpochError |
+                          kerr.TransactionCoordinatorFencedError) for e in chain):
+            self._fenced = fatal or exc
+        with contextlib.suppress(Exception):
+            producer.close(timeout=5)
+
+    # -- the write path ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[KafkaTxn]:
+        """One Kafka transaction + one index transaction around everything appended in the
+        block, plus whatever is added with ``KafkaTxn.send`` / ``send_offsets``.
+
+        On a normal exit the Kafka transaction commits, then the index. On an exception
+        both roll back, the in-memory trees are reloaded from the index, and the
+        exception propagates (``Fenced`` if another sequencer took over).
+        MUST NOT be nested; holds the log's lock for the whole block.
+        """
+        with self._lock:
+            if self._txn is not None:
+                raise RuntimeError("KafkaLog.transaction() does not nest")
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            txn: KafkaTxn | None = None
+            try:
+                try:
+                    self._sync_heads()
+                    producer = self._ensure_writer()
+                    self._sync_heads()
+                    txn = self._txn = KafkaTxn(producer)
+                    yield txn
+                    if txn.began:
+                        producer.flush()
+                        for fut in txn.futures:
+                            fut.get(timeout=0)  # a failed send aborts the transaction
+                        producer.commit_transaction()
+                except BaseException as exc:
+                    if txn is not None and txn.began:
+                        with contextlib.suppress(Exception):
+                            producer.abort_transaction()
+                    if not isinstance(exc, StaleLog | GeneratorExit):
+                        self._drop_producer(exc)
+                    if self._fenced is not None and not isinstance(exc, Fenced):
+                        raise Fenced(f"sequencer {self.cfg.kafka_txn_id} was fenced") from exc
+                    raise
+                self._save_positions(txn.futures)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._reload_trees()
+                raise
+            finally:
+                self._txn = None
+
+    def _reload_trees(self) -> None:
+        """Forget planned-but-not-committed state: trees as the index holds them."""
+        self.seq.trees.clear()
+        self._sync_heads()
+
+    def _transaction(
+        self, make_plan: Callable[[], Plan], expect_seq: int | None, received_at: str = ""
+    ) -> Plan:
+        """SQLiteLog's single write primitive, routed through a Kafka transaction."""
+        with self._lock:
+            if self._txn is None:
+                with self.transaction():
+                    return self._transaction(make_plan, expect_seq, received_at)
+            txn = self._txn
+            if expect_seq is not None and self._last_seq() != expect_seq:
+                raise StaleLog(f"log moved past seq {expect_seq}")
+            plan = make_plan()
+            self._write(plan, received_at)
+            for row in plan.rows:
+                txn.send(self.topic_events, row.event.body, row.controller.encode(),
+                         _headers(row, received_at), self._partition(self.topic_events,
+                                                                     row.controller))
+            for cp in plan.checkpoints:
+                txn.send(self.topic_checkpoints, checkpoint_value(cp), cp.controller.encode(),
+                         None, self._partition(self.topic_checkpoints, cp.controller))
+            self.seq.install(plan)  # undone by _reload_trees if the transaction fails
+            txn.plans.append(plan)
+            return plan
+
+    def checkpoint_due(self, force: bool = False) -> list[StoredCheckpoint]:
+        """Only the sequencer signs: on a reader (never appended, or fenced) this is a
+        no-op, so closing a reader never fences the running sequencer."""
+        with self._lock:
+            if not self.is_writer and self._txn is None:
+                return []
+            return self._transaction(lambda: self.seq.plan_due(force), None).checkpoints
+
+    def _partition(self, topic: str, controller: str) -> int:
+        return partition_for(controller, self.partitions[topic])
+
+    def _save_positions(self, futures: Sequence[FutureRecordMetadata]) -> None:
+        """The index now holds every ledger record up to these offsets."""
+        ends: dict[tuple[str, int], int] = {}
+        for fut in futures:
+            md = fut.get(timeout=0)
+            if md.topic in (self.topic_events, self.topic_checkpoints):
+                key = (md.topic, md.partition)
+                ends[key] = max(ends.get(key, 0), md.offset + 1)
+        self._db.executemany(
+            "INSERT INTO kafka_positions VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE"
+            " SET next_offset=MAX(next_offset, excluded.next_offset)",
+            [(t, p, o) for (t, p), o in ends.items()],
+        )
+
+    # -- catching the index up from the topics -----------------------------------------
+
+    def refresh(self) -> int:
+        """Read what other sequencers committed since we last looked; returns how many
+        events were added to the index. Writers never need this (they are the only
+        writer); readers call it to see new events."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._sync_heads()
+                added = self._catch_up()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._reload_trees()
+                raise
+            self._sync_heads()
+            return added
+
+    def _read_to_end(self, topic: str) -> dict[int, list[Any]]:
+        """Every committed record of ``topic`` after the saved position, per partition."""
+        consumer = self._consumer
+        tps = [TopicPartition(topic, p) for p in range(self.partitions[topic])]
+        consumer.assign(tps)
+        saved = dict(self._db.execute(
+            "SELECT part, next_offset FROM kafka_positions WHERE topic=?", (topic,)))
+        for tp in tps:
+            consumer.seek(tp, saved.get(tp.partition, 0))
+        end = consumer.end_offsets(tps)  # the last stable offset under read_committed
+        out: dict[int, list[Any]] = {tp.partition: [] for tp in tps}
+        deadline = time.monotonic() + 300
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"catching up {topic}: stuck before {end}")
+            for tp, records in consumer.poll(timeout_ms=500, max_records=100_000).items():
+                out[tp.partition].extend(r for r in records if r.offset < end[tp])
+        self._db.executemany(
+            "INSERT INTO kafka_positions VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE"
+            " SET next_offset=MAX(next_offset, excluded.next_offset)",
+            [(topic, tp.partition, end[tp]) for tp in tps],
+        )
+        return out
+
+    def _catch_up(self) -> int:
+        """Caller holds the write lock inside BEGIN IMMEDIATE, heads synced. Adds to the
+        index every committed event and checkpoint it lacks, rebuilding the Merkle nodes;
+        indexes come from the records and MUST continue each tree densely."""
+        trees: dict[str, Tree] = {}
+
+        def tree(controller: str) -> Tree:
+            if controller not in trees:
+                current = self.seq.trees.get(controller)
+                trees[controller] = copy.deepcopy(current) if current else Tree(Frontier())
+            return trees[controller]
+
+        added = 0
+        plan, plan_received = Plan(), ""
+
+        def flush() -> None:
+            nonlocal plan
+            if plan.rows:
+                plan.trees = {c: trees[c] for c in {r.controller for r in plan.rows}}
+                self._write(plan, plan_received)
+            plan = Plan()
+
+        for records in self._read_to_end(self.topic_events).values():
+            for rec in records:
+                h = dict(rec.headers)
+                controller, index = h["controller"].decode(), int(h["index"])
+                leaf = leaf_hash(rec.value)
+                if leaf != h["leaf_hash"]:
+                    raise LogCorrupt(f"{controller}#{index}: leaf_hash header != value hash")
+                t = tree(controller)
+                if index < t.frontier.size:
+                    have = self._db.execute(
+                        "SELECT leaf_hash FROM events WHERE controller=? AND idx=?",
+                        (controller, index)).fetchone()
+                    if have is None or bytes(have[0]) != leaf:
+                        raise LogCorrupt(f"{controller}#{index}: Kafka and index disagree")
+                    continue
+                if index > t.frontier.size:
+                    raise LogCorrupt(f"{controller}: index {index} after {t.frontier.size}")
+                received = h["received_at"].decode()
+                if received != plan_received:
+                    flush()
+                    plan_received = received
+                ev = Prepared(h["event_id"].decode(), controller, h["type"].decode(),
+                              h["producer"].decode(), h["occurred_at"].decode(),
+                              rec.value, h["canon_hash"])
+                plan.rows.append(Row(controller, index, ev, leaf))
+                for level, idx, digest in t.frontier.append(leaf):
+                    if level > 0:
+                        plan.nodes.append((controller, level, idx, digest))
+                added += 1
+        flush()
+        fresh: list[StoredCheckpoint] = []
+        for records in self._read_to_end(self.topic_checkpoints).values():
+            for rec in records:
+                doc = orjson.loads(rec.value)
+                cp = StoredCheckpoint(doc["controller"], doc["size"], unb64(doc["root"]),
+                                      doc["note"], doc["created_at"])
+                known = self._db.execute(
+                    "SELECT 1 FROM checkpoints WHERE controller=? AND size=?",
+                    (cp.controller, cp.size)).fetchone()
+                if known is None:
+                    fresh.append(cp)
+                    t = tree(cp.controller)
+                    t.cp_size = max(t.cp_size, cp.size)
+        if fresh or trees:
+            self._write(Plan(checkpoints=fresh, trees=trees), "")
+        if added:
+            log.info("index caught up %d events from %s", added, self.topic_events)
+        return added
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                with contextlib.suppress(Exception):
+                    self._producer.close(timeout=10)
+                self._producer = None
+            with contextlib.suppress(Exception):
+                self._consumer.close()
+            super().close()
