@@ -1,0 +1,92 @@
+"""A rebuild from an empty store gives byte-identical read models to the live ones."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import StoreFactory
+from eventsourcing.persistence import IntegrityError
+from projection_streams import CID, Scenario, generate
+
+from projections.runner import ProjectionRunner, rebuild
+from projections.store import ReadModelStore
+
+
+def test_live_projection_interleaved_with_appends_equals_a_rebuild(
+    scenario: Scenario, store_factory: StoreFactory
+) -> None:
+    live = store_factory()
+    runner = ProjectionRunner(scenario.source(), live, batch_size=37)
+    for part in range(6):  # the log grows while the projection follows it
+        generate(scenario, 1500, seed=100 + part)
+        scenario.flush()
+        runner.run_once()
+    fresh = store_factory()
+    n = rebuild(scenario.source(), fresh, batch_size=5000)
+    assert n == scenario.ledger.log.last_seq()
+    assert live.dump() == fresh.dump()
+    assert live.entity("stats", CID, "events")["total"] == n - 0  # one controller here
+
+
+def test_a_failed_commit_leaves_nothing_and_the_retry_converges(
+    scenario: Scenario, store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate(scenario, 2000, seed=5)
+    scenario.flush()
+    live = store_factory()
+    runner = ProjectionRunner(scenario.source(), live, batch_size=300)
+    runner.run_once(max_events=600)
+    real_commit = live.commit
+    calls = {"n": 0}
+
+    def flaky(writes, tracking):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk went away")  # the crash between apply and commit
+        real_commit(writes, tracking)
+
+    monkeypatch.setattr(live, "commit", flaky)
+    with pytest.raises(OSError):
+        runner.run_once()
+    monkeypatch.setattr(live, "commit", real_commit)
+    runner.run_once()
+    fresh = store_factory()
+    rebuild(scenario.source(), fresh)
+    assert live.dump() == fresh.dump()
+
+
+def test_replaying_an_applied_batch_is_refused(scenario: Scenario, store: ReadModelStore) -> None:
+    generate(scenario, 300, seed=9)
+    runner = scenario.project(store, batch_size=100)
+    before = store.dump()
+    events = list(scenario.ledger.log.events(after_seq=0, limit=100))
+    from projections.runner import Position
+
+    with pytest.raises(IntegrityError):
+        runner.projection.process_batch(events, Position("log", 0, 100).tracking())
+    assert store.dump() == before
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgresql_hold_the_same_rows(
+    scenario: Scenario, tmp_path, pg_dsn: str  # type: ignore[no-untyped-def]
+) -> None:
+    import uuid
+
+    import psycopg
+
+    from projections.store import PostgresStore, SQLiteStore
+
+    generate(scenario, 3000, seed=11)
+    scenario.flush()
+    lite = SQLiteStore(tmp_path / "x.sqlite")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    pg = PostgresStore(pg_dsn, schema=schema)
+    try:
+        rebuild(scenario.source(), lite)
+        rebuild(scenario.source(), pg, batch_size=211)
+        assert lite.dump() == pg.dump()
+    finally:
+        lite.close()
+        pg.close()
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
