@@ -8,7 +8,6 @@ fixture ledger and the CLI builds one around a data directory.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from api import errors
 from api.auth import Authenticator
 from api.metrics import Metrics
+from api.readside import open_read_side
 from api.routes import evidence, ingest, ops, proofs, read
 from ledger.apikeys import ApiKeyStore
 from ledger.clock import Clock
@@ -26,14 +26,7 @@ from ledger.schemas import default_schemas
 from ledger.service import Ledger
 
 CHECKPOINT_TICK_SECONDS = 0.2
-
-
-def load_queries() -> Any:
-    """The read side's query module, when the projections package provides one."""
-    try:
-        return importlib.import_module("projections.queries")
-    except ImportError:
-        return None
+PROJECTION_TICK_SECONDS = 0.2
 
 
 class Ticker:
@@ -73,7 +66,7 @@ def create_app(
     *,
     keys: ApiKeyStore | None = None,
     clock: Clock | None = None,
-    queries: Any = "auto",
+    read_side: Any = "auto",
     max_body_bytes: int = ingest.MAX_BODY_BYTES,
     background: bool = False,
     tasks: list[tuple[Callable[[], Any], float]] | None = None,
@@ -82,9 +75,15 @@ def create_app(
 
     With ``background``, the app's lifespan runs the checkpoint timer (``checkpoint_due``
     every 200 ms, so a checkpoint is signed at least every second while events arrive) and
-    any extra ``tasks`` (``(fn, interval)``, e.g. the projection runner's step).
+    any extra ``tasks`` (``(fn, interval)``); the projection runner follows the log on
+    its own thread. ``read_side="auto"`` opens the projections' store in the data
+    directory when the projections package is installed; pass ``None`` to serve without.
     """
     ingest_lock = threading.Lock()
+    clock = clock or ledger.clock
+    owned = read_side == "auto"
+    if owned:
+        read_side = open_read_side(ledger, clock, follow=background)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +94,9 @@ def create_app(
                     ledger.log.checkpoint_due()
 
             tickers.append(Ticker(checkpoint, CHECKPOINT_TICK_SECONDS, "checkpoints").start())
+            if read_side is not None and read_side.follow:
+                tickers.append(Ticker(read_side.step, PROJECTION_TICK_SECONDS,
+                                      "projections").start())
             for fn, interval in tasks or []:
                 tickers.append(Ticker(fn, interval, getattr(fn, "__name__", "task")).start())
         try:
@@ -102,6 +104,8 @@ def create_app(
         finally:
             for t in tickers:
                 t.stop()
+            if owned and read_side is not None:
+                read_side.close()
 
     app = FastAPI(
         title="auditledger",
@@ -112,10 +116,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ledger = ledger
-    app.state.clock = clock or ledger.clock
+    app.state.clock = clock
     app.state.auth = Authenticator(keys or ApiKeyStore(ledger.cfg.auth_db))
     app.state.metrics = Metrics()
-    app.state.queries = load_queries() if queries == "auto" else queries
+    app.state.read_side = read_side
     app.state.max_body_bytes = max_body_bytes
     app.state.ingest_lock = ingest_lock
     app.state.alert_queue_length = lambda: 0

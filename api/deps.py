@@ -7,7 +7,7 @@ does not exist and for one the key may not see.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -15,7 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials
 from api.auth import bearer, require_role
 from api.errors import not_found
 from api.metrics import Metrics
+from api.readside import ReadSide
 from ledger.apikeys import ApiKey
+from ledger.clock import Clock
 from ledger.service import Ledger
 
 
@@ -27,14 +29,19 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_queries(request: Request) -> Any:
-    """The read side's query module (``projections.queries``) or None when absent."""
-    return request.app.state.queries
+def get_read_side(request: Request) -> ReadSide | None:
+    """The projections (store, runner, queries) or None when not installed."""
+    return request.app.state.read_side
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-QueriesDep = Annotated[Any, Depends(get_queries)]
+ReadSideDep = Annotated[ReadSide | None, Depends(get_read_side)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
 def current_key(

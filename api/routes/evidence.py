@@ -1,7 +1,8 @@
 """``GET /v1/controllers/{c}/evidence``: the evidence bundle (zip), built by ledger.bundle.
 
-The accountability report inside comes from the read side when it offers one
-(``projections.queries.accountability_report``); otherwise a summary of the log is used.
+The accountability report inside comes from the read side (``projections.queries.report``,
+as of the bundle's creation, rendered by ``projections.report``); without projections a
+summary of the log is used.
 The ledger never imports the read side: the report is passed in as bytes.
 """
 
@@ -14,8 +15,9 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import LedgerDep, QueriesDep, VisibleController
+from api.deps import LedgerDep, ReadSideDep, VisibleController
 from api.errors import ApiError
+from api.readside import ReadSide
 from api.routes.read import ERRORS, parse_time
 from ledger.bundle import BundleError, build_bundle
 from ledger.clock import format_rfc3339
@@ -47,12 +49,7 @@ def render_html(doc: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def accountability_report(
-    ledger: Ledger, queries: Any, controller: str, start: Any, end: Any
-) -> dict[str, Any]:
-    fn = getattr(queries, "accountability_report", None) if queries is not None else None
-    if fn is not None:
-        return fn(controller, start, end)
+def log_summary(ledger: Ledger, controller: str, start: Any, end: Any) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for ev in ledger.log.events(controller=controller):
         counts[ev.type] = counts.get(ev.type, 0) + 1
@@ -69,10 +66,23 @@ def accountability_report(
     }
 
 
-def make_bundle(ledger: Ledger, queries: Any, controller: str, start: Any, end: Any) -> bytes:
-    report = accountability_report(ledger, queries, controller, start, end)
-    return build_bundle(ledger, controller, start, end,
-                        orjson.dumps(report, option=orjson.OPT_INDENT_2), render_html(report))
+def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, start: Any,
+                   end: Any) -> tuple[bytes, bytes]:
+    if read_side is not None:
+        from projections.report import to_html
+
+        doc = read_side.call("report", controller, clock=read_side.clock)
+        doc = {"period": {"from": format_rfc3339(start) if start else None,
+                          "to": format_rfc3339(end) if end else None}, **doc}
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2), to_html(doc).encode()
+    doc = log_summary(ledger, controller, start, end)
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2), render_html(doc)
+
+
+def make_bundle(ledger: Ledger, read_side: ReadSide | None, controller: str, start: Any,
+                end: Any) -> bytes:
+    report_json, report_html = report_members(ledger, read_side, controller, start, end)
+    return build_bundle(ledger, controller, start, end, report_json, report_html)
 
 
 @router.get(
@@ -92,7 +102,7 @@ def make_bundle(ledger: Ledger, queries: Any, controller: str, start: Any, end: 
 async def get_evidence(
     controller: VisibleController,
     ledger: LedgerDep,
-    queries: QueriesDep,
+    read_side: ReadSideDep,
     from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
@@ -100,7 +110,7 @@ async def get_evidence(
     if start and end and start > end:
         raise ApiError(422, "invalid_range", "from is after to")
     try:
-        data = await run_in_threadpool(make_bundle, ledger, queries, controller, start, end)
+        data = await run_in_threadpool(make_bundle, ledger, read_side, controller, start, end)
     except BundleError as exc:
         raise ApiError(409, "no_checkpoint", str(exc)) from None
     name = f"evidence-{controller}.zip"

@@ -6,21 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import LedgerDep, MetricsDep, QueriesDep
+from api.deps import LedgerDep, MetricsDep, ReadSideDep
 from api.schemas import Health, Ready
 
 router = APIRouter(tags=["operations"])
 
 
-def projection_lag(queries: Any, ledger: Any) -> tuple[bool, int | None, str | None]:
+def projection_lag(read_side: Any) -> tuple[bool, int | None, str | None]:
     """(reachable, lag, detail) of the read side; (True, None, ...) when it is absent."""
-    if queries is None:
+    if read_side is None:
         return True, None, "projections not installed"
-    fn = getattr(queries, "projection_lag", None) or getattr(queries, "lag", None)
-    if fn is None:
-        return True, None, "projections expose no lag"
     try:
-        return True, int(fn(ledger)), None
+        return True, read_side.lag(), None
     except Exception as exc:  # reachable is the question: any failure means "no"
         return False, None, f"{type(exc).__name__}: {exc}"
 
@@ -32,13 +29,13 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=Ready, summary="Log and projections reachable",
             responses={503: {"model": Ready}})
-def readyz(ledger: LedgerDep, queries: QueriesDep, response: Response) -> dict[str, Any]:
+def readyz(ledger: LedgerDep, read_side: ReadSideDep, response: Response) -> dict[str, Any]:
     try:
         ledger.log.last_seq()
         log = {"ok": True}
     except Exception as exc:
         log = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
-    ok, lag, detail = projection_lag(queries, ledger)
+    ok, lag, detail = projection_lag(read_side)
     ready = log["ok"] and ok
     response.status_code = 200 if ready else 503
     return {"status": "ready" if ready else "not_ready", "log": log,
@@ -48,13 +45,13 @@ def readyz(ledger: LedgerDep, queries: QueriesDep, response: Response) -> dict[s
 @router.get("/metrics", summary="Prometheus metrics (text format 0.0.4)",
             response_class=Response,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
-def metrics(request: Request, ledger: LedgerDep, queries: QueriesDep,
+def metrics(request: Request, ledger: LedgerDep, read_side: ReadSideDep,
             counters: MetricsDep) -> Response:
     try:
         sizes = {"all": sum(ledger.log.size(c) for c in ledger.log.controllers())}
     except Exception:
         sizes = {}
-    _, lag, _ = projection_lag(queries, ledger)
+    _, lag, _ = projection_lag(read_side)
     alerts = getattr(request.app.state, "alert_queue_length", lambda: 0)()
     text = counters.render(sizes, lag, alerts)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

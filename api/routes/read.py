@@ -11,11 +11,19 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import LedgerDep, Reader, VisibleController, controller_exists
-from api.errors import ApiError, raw_json
-from api.schemas import ControllerInfo, ControllerList, Error, EventPage
+from api.deps import (
+    ClockDep,
+    LedgerDep,
+    Reader,
+    ReadSideDep,
+    VisibleController,
+    controller_exists,
+)
+from api.errors import ApiError, not_found, raw_json
+from api.readside import ReadSide
+from api.schemas import ControllerInfo, ControllerList, Error, EventPage, Page
 from ledger.clock import parse_rfc3339
 from ledger.encoding import EncodingError, b64, b64url, unb64url
 from ledger.log.base import StoredEvent
@@ -187,3 +195,104 @@ def list_events(
     nxt = orjson.dumps(encode_cursor(last) if last is not None else None)
     body = b'{"items":[' + b",".join(rows) + b'],"next_cursor":' + nxt + b"}"
     return raw_json(body)
+
+
+# -- read models (projections) ---------------------------------------------------------------
+
+
+def read_model(read_side: ReadSide | None, name: str, controller: str, **kw: Any) -> Any:
+    if read_side is None:
+        raise ApiError(503, "projections_unavailable",
+                       "the read models are not available in this deployment")
+    try:
+        return read_side.call(name, controller, **kw)
+    except KeyError:
+        raise not_found(f"controller {controller}") from None
+
+
+def paged(items: list[Any], limit: int, cursor: str | None) -> dict[str, Any]:
+    """Offset pagination over a read model's list (they are small: one row per case)."""
+    start = decode_cursor(cursor) if cursor else 0
+    page = items[start : start + limit]
+    more = start + limit < len(items)
+    return {"items": page, "next_cursor": encode_cursor(start + limit) if more else None}
+
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str | None, Query(max_length=100)]
+Filter = Annotated[str | None, Query(max_length=200)]
+
+
+@router.get("/v1/controllers/{controller}/consents/{subject}", response_model=dict[str, Any],
+            summary="Consent state of one subject (pseudonym) for every purpose")
+def get_consents(
+    controller: VisibleController, subject: Annotated[str, Path(max_length=200)],
+    read_side: ReadSideDep, clock: ClockDep,
+    as_of: Annotated[str | None, Query(max_length=40,
+                                       description="RFC 3339; default now")] = None,
+) -> Any:
+    at = parse_time(as_of, "as_of")
+    return read_model(read_side, "consents", controller, subject=subject, as_of=at,
+                      clock=clock)
+
+
+@router.get("/v1/controllers/{controller}/ropa", response_model=dict[str, Any],
+            summary="Record of processing activities (Art. 30)")
+def get_ropa(controller: VisibleController, read_side: ReadSideDep, clock: ClockDep,
+             include_retired: bool = True) -> Any:
+    return read_model(read_side, "ropa", controller, clock=clock,
+                      include_retired=include_retired)
+
+
+@router.get("/v1/controllers/{controller}/recipients", response_model=Page,
+            summary="Recipients register")
+def get_recipients(controller: VisibleController, read_side: ReadSideDep,
+                   status: Filter = None, limit: Limit = 100, cursor: Cursor = None) -> Any:
+    items = read_model(read_side, "recipients", controller, status=status)
+    return paged(items, limit, cursor)
+
+
+@router.get("/v1/controllers/{controller}/transfers", response_model=Page,
+            summary="Third-country transfers with the verdict of the law on their day")
+def get_transfers(controller: VisibleController, read_side: ReadSideDep,
+                  valid: bool | None = None, recipient_id: Filter = None,
+                  limit: Limit = 100, cursor: Cursor = None) -> Any:
+    items = read_model(read_side, "transfers", controller, valid=valid,
+                       recipient_id=recipient_id)
+    return paged(items, limit, cursor)
+
+
+@router.get("/v1/controllers/{controller}/rights-requests", response_model=Page,
+            summary="Data-subject rights requests with their deadlines")
+def get_rights_requests(controller: VisibleController, read_side: ReadSideDep,
+                        clock: ClockDep, status: Filter = None, subject: Filter = None,
+                        limit: Limit = 100, cursor: Cursor = None) -> Any:
+    items = read_model(read_side, "rights_requests", controller, status=status,
+                       subject=subject, clock=clock)
+    return paged(items, limit, cursor)
+
+
+@router.get("/v1/controllers/{controller}/breaches", response_model=Page,
+            summary="Breach register (Art. 33(5))")
+def get_breaches(controller: VisibleController, read_side: ReadSideDep, clock: ClockDep,
+                 status: Filter = None, limit: Limit = 100, cursor: Cursor = None) -> Any:
+    items = read_model(read_side, "breaches", controller, status=status, clock=clock)
+    return paged(items, limit, cursor)
+
+
+@router.get("/v1/controllers/{controller}/findings", response_model=Page,
+            summary="Findings: named breaches of a rule with their evidence events")
+def get_findings(controller: VisibleController, read_side: ReadSideDep, clock: ClockDep,
+                 code: Filter = None, severity: Filter = None, limit: Limit = 100,
+                 cursor: Cursor = None) -> Any:
+    items = read_model(read_side, "findings", controller, code=code, severity=severity,
+                       clock=clock)
+    return paged(items, limit, cursor)
+
+
+@router.get("/v1/controllers/{controller}/deadlines", response_model=Page,
+            summary="Everything due, soonest first")
+def get_deadlines(controller: VisibleController, read_side: ReadSideDep, clock: ClockDep,
+                  limit: Limit = 100, cursor: Cursor = None) -> Any:
+    items = read_model(read_side, "deadlines", controller, clock=clock)
+    return paged(items, limit, cursor)

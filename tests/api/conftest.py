@@ -57,7 +57,6 @@ def make_api(tmp: Path, **app_kw: Any) -> tuple[Api, ApiKeyStore]:
         "producer_a": store.create("producer", (CONTROLLER,))[0],
         "producer_b": store.create("producer", (OTHER,))[0],
     }
-    app_kw.setdefault("queries", None)
     client = TestClient(create_app(ledger, keys=store, **app_kw))
     api = Api(world, client, tokens, other_key)
     for controller in (CONTROLLER, OTHER):
