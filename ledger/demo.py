@@ -105,7 +105,9 @@ class StreamBuilder:
             self.add(t, "crm", "processing_activity.declared", act)
 
     def _consents_and_newsletter(self) -> None:
-        purpose = self.stream["consent_purpose"]
+        purpose = self.stream.get("consent_purpose")
+        if not purpose:
+            return
         days = self.stream["days"]
         consented: dict[int, datetime] = {}
         withdrawn: dict[int, datetime] = {}
@@ -123,7 +125,7 @@ class StreamBuilder:
                     self.add(wat, "web", "consent.withdrawn", {
                         "purposes": [purpose], "activity_id": purpose,
                         "method": "unsubscribe_link"}, self.subject(i))
-        sends = self.stream["newsletter_sends"]
+        sends = self.stream.get("newsletter_sends", 0)
         for n in range(sends):
             at = self.start + timedelta(days=days * (n + 1) / (sends + 1), hours=9)
             for i, given in consented.items():
@@ -134,6 +136,8 @@ class StreamBuilder:
                         self.subject(i))
         # The mistakes an auditor should catch: a send after a withdrawal, and one to
         # somebody who never consented.
+        if not sends:
+            return
         late = self.now - timedelta(days=2)
         if withdrawn:
             i = min(withdrawn)
@@ -146,8 +150,7 @@ class StreamBuilder:
             "data_categories": ["contact"], "operation": "send"}, self.subject(never))
 
     def _daily_processing(self) -> None:
-        activities = [a for a in self.spec["activities"]
-                      if a["lawful_basis"] != "A6-1-a"]
+        activities = [a for a in self.spec["activities"] if a["lawful_basis"] != "A6-1-a"]
         for day in range(self.stream["days"]):
             for _ in range(self.stream["processing_per_day"]):
                 act = self.rnd.choice(activities)
