@@ -39,3 +39,10 @@ def test_projections_never_import_the_api() -> None:
         if n.split(".")[0] == "api"
     ]
     assert not offenders, offenders
+
+
+def test_test_module_basenames_are_unique() -> None:
+    # pytest's default (prepend) import mode imports test modules by basename: two
+    # tests/*/test_x.py files would break collection of the whole suite.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
