@@ -9,7 +9,7 @@ moved), never switch a SQLite ledger to Kafka.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -27,8 +27,10 @@ class Config:
     log_key_name: str = "auditledger"
     kafka_partitions: int = 1
     # Names of the Kafka topics are ``<prefix>.events.v1`` etc. (DESIGN.md: "auditledger").
-    # Tests and benchmarks give each ledger its own prefix so they share one broker.
-    kafka_topic_prefix: str = "auditledger"
+    # Several ledgers (tests, benchmarks, staging) share one cluster with their own prefix;
+    # ``init`` takes it from AUDITLEDGER_KAFKA_TOPIC_PREFIX and config.json keeps it.
+    kafka_topic_prefix: str = field(default_factory=lambda: os.environ.get(
+        "AUDITLEDGER_KAFKA_TOPIC_PREFIX", "auditledger"))
     # The sequencer's transactional id; None = ``<prefix>.sequencer``. Every sequencer of
     # one ledger MUST use the same id: that is what lets a new one fence an old one.
     kafka_transactional_id: str | None = None

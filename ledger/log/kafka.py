@@ -52,13 +52,14 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerr
 from kafka.producer.future import FutureRecordMetadata
 
+from ledger.checkpoint import NoteError, open_checkpoint
 from ledger.clock import Clock
 from ledger.config import Config, ConfigError
 from ledger.encoding import b64, unb64
 from ledger.log.base import Prepared, StaleLog, StoredCheckpoint
 from ledger.log.sqlite import SQLiteLog
 from ledger.merkle import Frontier, leaf_hash
-from ledger.sequencer import CheckpointSigner, Plan, Row, Tree
+from ledger.sequencer import CheckpointSigner, Plan, Row, Tree, origin
 
 log = logging.getLogger(__name__)
 
@@ -504,6 +505,7 @@ class KafkaLog(SQLiteLog):
                     "SELECT 1 FROM checkpoints WHERE controller=? AND size=?",
                     (cp.controller, cp.size)).fetchone()
                 if known is None:
+                    self._check_ours(cp)
                     fresh.append(cp)
                     t = tree(cp.controller)
                     t.cp_size = max(t.cp_size, cp.size)
@@ -512,6 +514,18 @@ class KafkaLog(SQLiteLog):
         if added:
             log.info("index caught up %d events from %s", added, self.topic_events)
         return added
+
+    def _check_ours(self, cp: StoredCheckpoint) -> None:
+        """Topics signed with another log key belong to another ledger (a prefix clash,
+        or a data dir pointed at the wrong cluster): refuse them rather than adopt them."""
+        try:
+            open_checkpoint(cp.note, [self.seq.signer.verifier_key], origin=origin(cp.controller))
+        except NoteError as exc:
+            raise ConfigError(
+                f"topic {self.topic_checkpoints} holds checkpoints not signed by this ledger's"
+                f" log key ({exc}): another ledger uses these topics; init with another"
+                " AUDITLEDGER_KAFKA_TOPIC_PREFIX"
+            ) from None
 
     def close(self) -> None:
         with self._lock:
