@@ -147,6 +147,9 @@ class Batch:
     def take(self) -> Writes:
         """The writes of this batch; the next batch starts empty. Bounds the caches."""
         writes, self.writes = self.writes, Writes()
+        # Serialise now, on this thread: the cached dicts go on changing with the next
+        # batch while this one commits, and a commit must hold exactly this batch's state.
+        writes.entities = {k: dumps(doc) for k, doc in writes.entities.items()}
         if len(self._entities) + len(self._consents) > self.cache_limit:
             self.discard()
         return writes

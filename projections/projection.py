@@ -23,7 +23,7 @@ from ledger.log.base import StoredEvent
 from projections import breaches, consents, controllers, processing, recipients, rights, ropa
 from projections import transfers as transfer_model
 from projections.batch import Batch, Event
-from projections.store import ReadModelStore
+from projections.store import ReadModelStore, Writes
 
 Handler = Callable[[Batch, Event], None]
 
@@ -50,13 +50,23 @@ class AuditProjection(Projection[ReadModelStore]):
     def process_event(self, domain_event: StoredEvent, tracking: Tracking) -> None:  # type: ignore[override]
         self.process_batch([domain_event], tracking)
 
-    def process_batch(self, events: Sequence[StoredEvent], tracking: Tracking) -> None:
-        """Apply ``events`` (in log order) and commit them with ``tracking`` atomically.
-        On any failure nothing is written and the caches are dropped."""
+    def prepare(self, events: Sequence[StoredEvent]) -> Writes:
+        """Apply ``events`` (in log order) in memory; the writes still have to be committed
+        (with the batch's position) before anything is visible."""
         try:
             for stored in events:
                 self.apply(Event.from_stored(stored))
-            self.view.commit(self.batch.take(), tracking)
+            return self.batch.take()
+        except BaseException:
+            self.batch.discard()
+            raise
+
+    def process_batch(self, events: Sequence[StoredEvent], tracking: Tracking) -> None:
+        """Apply ``events`` and commit them with ``tracking`` atomically. On any failure
+        nothing is written and the caches are dropped."""
+        writes = self.prepare(events)
+        try:
+            self.view.commit(writes, tracking)
         except BaseException:
             self.batch.discard()
             raise
