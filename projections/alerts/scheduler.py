@@ -1,0 +1,185 @@
+"""The alert scheduler: plans alerts from the read models and emits them when due.
+
+Two jobs, one thread:
+
+- **plan** — for each controller whose projected event count changed (and every
+  ``replan_interval`` seconds anyway, for findings that depend on "now"), ask
+  ``projections.queries`` for its breaches, rights requests and findings, turn them into
+  ``Planned`` alerts (``thresholds``) and make the outbox's pending alerts equal to that
+  plan: new ones inserted, resolved cases' pending alerts cancelled.
+- **emit** — at the due instant of the soonest pending alert, emit every alert due (one
+  outbox transaction: state, ``seq``, deliveries) and wake the deliverer and SSE.
+
+The thread sleeps until ``min(next due, next scan)``, so an alert already planned is
+emitted within milliseconds of its threshold; a case projected after its threshold has
+passed is emitted at the next scan (``scan_interval``, 0.5 s by default).
+
+``AlertService`` wires scheduler, deliverer and sinks for ``auditledger serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.clock import Clock, parse_rfc3339
+from projections import queries
+from projections.alerts.delivery import Deliverer, RetryPolicy
+from projections.alerts.outbox import Outbox
+from projections.alerts.sinks import AlertSink
+from projections.alerts.thresholds import (
+    RIGHTS_CLOSED,
+    Planned,
+    plan_breach,
+    plan_finding,
+    plan_rights_request,
+)
+from projections.controllers import settings
+from projections.store import ReadModelStore
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "alerts.sqlite"
+
+
+def outbox_path(data_dir: Path) -> Path:
+    """The default outbox of a data directory."""
+    return Path(data_dir) / OUTBOX_FILE
+
+
+def plan_controller(store: ReadModelStore, controller: str, clock: Clock) -> list[Planned]:
+    """Every alert a controller's current facts call for (pure but for the store read)."""
+    now = clock.now()
+    tz = settings(store.entity("controller", controller, controller)).timezone
+    planned: list[Planned] = []
+    open_cases: set[str] = set()
+    for b in queries.breaches(store, controller, clock=clock):
+        mine = plan_breach(controller, b)
+        planned += mine
+        if mine:
+            open_cases.add(f"breach:{b['breach_id']}")
+    for r in queries.rights_requests(store, controller, clock=clock):
+        planned += plan_rights_request(controller, r, tz)
+        if r["status"] not in RIGHTS_CLOSED:
+            open_cases.add(f"request:{r['request_id']}")
+    for f in queries.findings(store, controller, clock=clock):
+        planned += plan_finding(controller, f, now, open_cases)
+    return planned
+
+
+class AlertScheduler:
+    def __init__(self, store: ReadModelStore, outbox: Outbox, clock: Clock,
+                 global_sinks: Sequence[str] = (), replan_interval: float = 30.0,
+                 on_emit: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        self.store, self.outbox, self.clock = store, outbox, clock
+        self.global_sinks = tuple(global_sinks)
+        self.replan_interval = replan_interval
+        self.on_emit = on_emit
+        self._versions: dict[str, Any] = {}
+        self._planned_at = float("-inf")
+        self.emitted = 0
+        self.lateness: list[float] = []  # seconds past due, last 1000 emissions
+
+    def plan(self, force: bool = False) -> int:
+        """Re-plan controllers whose projected facts changed (all of them with ``force``
+        or when ``replan_interval`` passed). Returns how many were planned."""
+        stale = force or time.monotonic() - self._planned_at >= self.replan_interval
+        if stale:
+            self._planned_at = time.monotonic()
+        n = 0
+        for c in self.store.controllers():
+            version = (self.store.entity("stats", c, "events") or {}).get("total")
+            if not stale and self._versions.get(c) == version:
+                continue
+            self.outbox.plan(c, plan_controller(self.store, c, self.clock), self.clock.now())
+            self._versions[c] = version
+            n += 1
+        return n
+
+    def emit(self) -> list[dict[str, Any]]:
+        """Emit every alert due now; returns them (``seq`` order)."""
+        now = self.clock.now()
+        alerts = self.outbox.emit_due(now, self.global_sinks)
+        if alerts:
+            self.emitted += len(alerts)
+            for a in alerts:
+                self.lateness.append((now - parse_rfc3339(a["due_at"])).total_seconds())
+            del self.lateness[:-1000]
+            if self.on_emit is not None:
+                self.on_emit(alerts)
+        return alerts
+
+    def tick(self, force: bool = False) -> list[dict[str, Any]]:
+        self.plan(force)
+        return self.emit()
+
+    def seconds_until_due(self, cap: float) -> float:
+        nxt = self.outbox.next_due()
+        if nxt is None:
+            return cap
+        return max(0.0, min(cap, (parse_rfc3339(nxt) - self.clock.now()).total_seconds()))
+
+
+class AlertService:
+    """Scheduler + deliverer on background threads (what ``serve`` runs)."""
+
+    def __init__(self, store: ReadModelStore, outbox: Outbox, clock: Clock,
+                 kafka: AlertSink | None = None, policy: RetryPolicy | None = None,
+                 scan_interval: float = 0.5, replan_interval: float = 30.0,
+                 before_scan: Callable[[], Any] | None = None) -> None:
+        self.outbox = outbox
+        self.deliverer = Deliverer(outbox, clock, policy or RetryPolicy.from_env(), kafka)
+        self.new_alerts = threading.Condition()
+        self.scheduler = AlertScheduler(store, outbox, clock,
+                                        ("kafka",) if kafka is not None else (),
+                                        replan_interval, self._emitted)
+        self.scan_interval = scan_interval
+        self.before_scan = before_scan  # e.g. catch the projections up when nothing else does
+        self._stop = threading.Event()
+        self.wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors = 0
+
+    def _emitted(self, alerts: list[dict[str, Any]]) -> None:
+        self.deliverer.wake.set()
+        with self.new_alerts:
+            self.new_alerts.notify_all()
+
+    def _loop(self) -> None:
+        next_scan = 0.0
+        while not self._stop.is_set():
+            self.wake.clear()
+            try:
+                if time.monotonic() >= next_scan:
+                    if self.before_scan is not None:
+                        self.before_scan()
+                    self.scheduler.plan()
+                    next_scan = time.monotonic() + self.scan_interval
+                self.scheduler.emit()
+                timeout = self.scheduler.seconds_until_due(
+                    max(0.0, next_scan - time.monotonic()))
+            except Exception:  # keep scheduling; the outbox keeps what is owed
+                self.errors += 1
+                log.exception("alert scheduler")
+                timeout = self.scan_interval
+            self.wake.wait(timeout)
+
+    def start(self) -> AlertService:
+        self.deliverer.start()
+        self._thread = threading.Thread(target=self._loop, name="alert-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.deliverer.stop()
+
+    def queue_length(self) -> int:
+        return self.outbox.queue_length()
