@@ -382,6 +382,17 @@ def _plugin_command(name: str) -> Any:
     return _plugins.get(name)
 
 
+def _broken_plugin(name: str, exc: Exception) -> Callable[..., None]:
+    """Stands in for a command whose module failed to import: the write-side commands keep
+    working, and this one says why it cannot run."""
+
+    def broken(args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None) -> None:
+        fail(f"the '{name}' command is unavailable: {type(exc).__name__}: {exc}")
+
+    broken.__doc__ = f"(unavailable: {type(exc).__name__})"
+    return broken
+
+
 def _load_plugins() -> None:
     """Attach command groups and commands other packages register.
 
@@ -391,7 +402,10 @@ def _load_plugins() -> None:
     if _plugins:
         return
     for ep in entry_points(group="auditledger.commands"):
-        obj = ep.load()
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken read side must not take the ledger's CLI down
+            obj = _broken_plugin(ep.name, exc)
         _plugins[ep.name] = obj
         if isinstance(obj, typer.Typer):
             app.add_typer(obj, name=ep.name)

@@ -106,3 +106,23 @@ def test_demo_loads_verifies_and_prints_a_checkpoint(tmp_path: Path) -> None:
     again = orjson.loads(run("demo", "--data", str(tmp_path / "demo"), "--load-only",
                              "--json").stdout)
     assert again["loaded"]["NO-921119224"] == 0, "a second run does not load twice"
+
+
+def test_a_broken_plugin_does_not_take_the_cli_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from typer.testing import CliRunner
+
+    import ledger.cli as cli
+
+    broken = EntryPoint("ghost", "no_such_module.anywhere:app", "auditledger.commands")
+    monkeypatch.setattr(cli, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(cli, "_plugins", {})
+    app = cli.typer.Typer()
+    monkeypatch.setattr(cli, "app", app)
+    app.command()(cli.keygen)
+    cli._load_plugins()
+    runner = CliRunner()
+    res = runner.invoke(app, ["ghost"])
+    assert res.exit_code == 2 and "'ghost' command is unavailable" in res.output
+    assert runner.invoke(app, ["keygen", "--help"]).exit_code == 0
