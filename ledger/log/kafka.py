@@ -268,7 +268,9 @@ class KafkaLog(SQLiteLog):
         )
 
     def _ensure_writer(self) -> KafkaProducer:
-        """Caller holds the index write lock. Init (fence others) and catch up."""
+        """Caller holds the lock, outside any index transaction. On first use: init
+        (fencing older sequencers, finishing their transactions) and catch up, committed
+        on its own so no later rollback can undo the catch-up."""
         if self._fenced is not None:
             raise Fenced(f"sequencer {self.cfg.kafka_txn_id} was fenced: {self._fenced!r}")
         if self._producer is None:
@@ -279,8 +281,12 @@ class KafkaLog(SQLiteLog):
                 producer.close(timeout=5)
                 raise
             self._producer = producer
-            # Everything committed by earlier sequencers is now final: read it all.
-            self._catch_up()
+            try:
+                # Everything committed by earlier sequencers is now final: read it all.
+                self.refresh()
+            except BaseException as exc:
+                self._drop_producer(exc)
+                raise
         return self._producer
 
     def _drop_producer(self, exc: BaseException) -> None:
@@ -313,33 +319,45 @@ class KafkaLog(SQLiteLog):
             if self._txn is not None:
                 raise RuntimeError("KafkaLog.transaction() does not nest")
             db = self._db
+            producer = self._ensure_writer()
             db.execute("BEGIN IMMEDIATE")
             txn: KafkaTxn | None = None
+            committing = kafka_committed = False
             try:
                 try:
                     self._sync_heads()
-                    producer = self._ensure_writer()
-                    self._sync_heads()
                     txn = self._txn = KafkaTxn(producer)
                     yield txn
+                    committing = True
                     if txn.began:
                         producer.flush()
                         for fut in txn.futures:
                             fut.get(timeout=0)  # a failed send aborts the transaction
                         producer.commit_transaction()
+                    kafka_committed = True
                 except BaseException as exc:
+                    clean = True
                     if txn is not None and txn.began:
-                        with contextlib.suppress(Exception):
+                        try:
                             producer.abort_transaction()
-                    if not isinstance(exc, StaleLog | GeneratorExit):
+                        except Exception:
+                            clean = False
+                    # The caller's own error after a clean abort keeps the producer; any
+                    # doubt about Kafka's state drops it, so the next write re-inits
+                    # (finishing the pending transaction) and catches up first.
+                    if committing or not clean or isinstance(exc, kerr.KafkaError):
                         self._drop_producer(exc)
                     if self._fenced is not None and not isinstance(exc, Fenced):
                         raise Fenced(f"sequencer {self.cfg.kafka_txn_id} was fenced") from exc
                     raise
                 self._save_positions(txn.futures)
                 db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
+                if kafka_committed:
+                    # In Kafka but not in the index: catch up before any new index.
+                    self._drop_producer(exc)
                 self._reload_trees()
                 raise
             finally:
