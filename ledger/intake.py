@@ -11,14 +11,17 @@ appends the accepted events (with their checkpoints), sends every rejected recor
 read again: never dropped silently, never processed twice.
 
 The worker MUST run in the sequencer's process (it uses the ``KafkaLog``'s transactional
-producer). ``serve`` on a Kafka ledger starts it with ``IntakeWorker(ledger).start()``.
+producer). ``serve`` on a Kafka ledger starts it with
+``IntakeWorker(ledger, lock=app.state.ingest_lock).start()`` and ``stop()``s it on exit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -44,7 +47,9 @@ class IntakeWorker:
     """Consume-check-append loop over the intake topic, exactly once per record."""
 
     def __init__(self, ledger: Ledger, max_records: int = 1000, group_id: str | None = None,
-                 poll_ms: int = 200) -> None:
+                 poll_ms: int = 200, lock: AbstractContextManager[Any] | None = None) -> None:
+        """``lock``: the lock every other ``ledger.submit`` caller holds (the API's
+        ingest lock); the worker holds it for each batch's whole transaction."""
         if not isinstance(ledger.log, KafkaLog):
             raise TypeError("the intake worker needs a Kafka ledger")
         self.ledger = ledger
@@ -61,6 +66,7 @@ class IntakeWorker:
             auto_offset_reset="earliest",
             max_poll_records=max_records,
         )
+        self.lock: AbstractContextManager[Any] = lock or contextlib.nullcontext()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.processed = 0
@@ -79,7 +85,7 @@ class IntakeWorker:
         for tp, r in records:
             offsets[tp] = OffsetAndMetadata(r.offset + 1, "", -1)
         try:
-            with self.log.transaction() as txn:
+            with self.lock, self.log.transaction() as txn:
                 results = self.ledger.submit(items)
                 for (tp, rec), res in zip(records, results, strict=True):
                     if res.status == "rejected":
@@ -119,6 +125,11 @@ class IntakeWorker:
                 time.sleep(1.0)
 
     def start(self) -> IntakeWorker:
+        """Become the sequencer now (fencing an older one and signing what it left
+        unsigned), then consume on a daemon thread."""
+        with self.lock:
+            self.log.acquire()
+            self.log.checkpoint_due(force=True)
         self._thread = threading.Thread(target=self.run, name="auditledger-intake",
                                         daemon=True)
         self._thread.start()

@@ -119,3 +119,26 @@ def test_intake_appends_rejects_and_commits_once(
         again.consumer.close()
     finally:
         ledger.close()
+
+
+def test_worker_thread_under_the_api_lock(tmp_path: Path, kafka_bootstrap: str) -> None:
+    import threading
+    import time
+
+    world = kafka_world(tmp_path, kafka_bootstrap)
+    ledger: Ledger = world.ledger
+    lock = threading.Lock()
+    worker = IntakeWorker(ledger, lock=lock).start()
+    try:
+        events = [world.event(subject=f"t{i}@example.org") for i in range(5)]
+        produce(kafka_bootstrap, ledger.log.topic_intake,  # type: ignore[attr-defined]
+                [orjson.dumps(e) for e in events])
+        deadline = time.monotonic() + 60
+        while worker.processed < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with lock:  # an HTTP submit at the same time simply waits its turn
+            (res,) = ledger.submit([world.event()])
+        assert worker.processed == 5 and res.index == 7
+    finally:
+        worker.stop()
+        ledger.close()
