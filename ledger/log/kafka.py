@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 # Topics of DESIGN.md, by short name; ``Config.kafka_topic`` adds prefix and version.
 TOPICS = ("events", "intake", "rejected", "checkpoints", "alerts")
+READER_REFRESH_SECONDS = 0.2
 
 POSITIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS kafka_positions (
@@ -288,6 +289,7 @@ class KafkaLog(SQLiteLog):
         self._producer: KafkaProducer | None = None
         self._fenced: BaseException | None = None
         self._txn: KafkaTxn | None = None  # open while a transaction() scope runs
+        self._refreshed_at = 0.0
         self._consumer = KafkaConsumer(
             bootstrap_servers=cfg.kafka_bootstrap,
             client_id="auditledger-index",
@@ -495,7 +497,18 @@ class KafkaLog(SQLiteLog):
                 self._reload_trees()
                 raise
             self._sync_heads()
+            self._refreshed_at = time.monotonic()
             return added
+
+    def last_seq(self) -> int:
+        """A reader first catches up (at most every ``READER_REFRESH_SECONDS``), so a
+        projection worker or API replica following this log sees new events; the
+        sequencer is the only writer and never needs to."""
+        with self._lock:
+            if (not self.is_writer and self._txn is None
+                    and time.monotonic() - self._refreshed_at >= READER_REFRESH_SECONDS):
+                self.refresh()
+            return self._last_seq()
 
     def _read_to_end(self, topic: str) -> dict[int, list[Any]]:
         """Every committed record of ``topic`` after the saved position, per partition."""

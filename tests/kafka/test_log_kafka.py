@@ -114,12 +114,20 @@ class TestKafkaLog(LogContract):
     def test_a_reader_does_not_fence_the_writer(self, tmp_path: Path, clock: FixedClock) -> None:
         writer = self.open_log(tmp_path, clock)
         writer.append([prepared()], RECEIVED)
-        reader = KafkaLog(kafka_config(tmp_path, self.bootstrap), SIGNER, clock)
+        tmp_path.joinpath("replica").mkdir()
+        from dataclasses import replace
+        reader = KafkaLog(replace(kafka_config(tmp_path, self.bootstrap),
+                                  data_dir=tmp_path / "replica"), SIGNER, clock)
         assert reader.size("NO-1") == 1
         assert reader.checkpoint_due(force=True) == []
-        reader.close()
         writer.append([prepared()], RECEIVED)  # still the sequencer
         assert writer.size("NO-1") == 2
+        import time
+        time.sleep(0.25)
+        reader.last_seq()  # a reader (API replica, projection worker) follows the topics
+        assert reader.size("NO-1") == 2
+        assert reader.event_at("NO-1", 1) == writer.event_at("NO-1", 1)
+        reader.close()
         writer.close()
 
     def test_second_sequencer_fences_the_first(self, tmp_path: Path, clock: FixedClock) -> None:
