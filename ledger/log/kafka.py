@@ -298,7 +298,11 @@ class KafkaLog(SQLiteLog):
             max_partition_fetch_bytes=8 * 1024 * 1024,
             request_timeout_ms=30_000,
         )
-        self.refresh()
+        try:
+            self.refresh()
+        except BaseException:
+            self.close()
+            raise
 
     # -- writer role ---------------------------------------------------------------------
 

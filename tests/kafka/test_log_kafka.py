@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,55 @@ class TestKafkaLog(LogContract):
         assert first.size("NO-1") == 3, "the fenced writer's index did not move"
         first.close()
         second.close()
+
+
+def test_several_partitions_keep_each_controller_in_order(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    from ledger.log.kafka import partition_for
+
+    clock = FixedClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    cfg = kafka_config(tmp_path, kafka_bootstrap, kafka_partitions=3)
+    controllers = [f"NO-{i}" for i in range(8)]
+    assert len({partition_for(c, 3) for c in controllers}) > 1
+    log = KafkaLog(cfg, SIGNER, clock)
+    batch = [prepared(controllers[i % 8]) for i in range(80)]
+    log.append(batch, RECEIVED)
+    log.checkpoint_due(force=True)
+    roots = {c: log.latest_checkpoint(c).root for c in controllers}  # type: ignore[union-attr]
+    log.close()
+    tmp_path.joinpath("kafka-index.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        tmp_path.joinpath("kafka-index.sqlite" + suffix).unlink(missing_ok=True)
+    log = KafkaLog(cfg, SIGNER, clock)
+    try:
+        assert log.partitions[log.topic_events] == 3
+        for c in controllers:
+            mine = [p for p in batch if p.controller == c]
+            assert [e.event_id for e in log.events(controller=c)] == [p.event_id for p in mine]
+            assert roots[c] == root_of([leaf_hash(p.body) for p in mine])
+            assert log.latest_checkpoint(c).root == roots[c]  # type: ignore[union-attr]
+    finally:
+        log.close()
+
+
+def test_a_gap_in_the_topic_is_refused(tmp_path: Path, kafka_bootstrap: str) -> None:
+    from kafka import KafkaProducer
+
+    from ledger.log.kafka import LogCorrupt
+
+    clock = FixedClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    cfg = kafka_config(tmp_path, kafka_bootstrap)
+    log = KafkaLog(cfg, SIGNER, clock)
+    log.append([prepared()], RECEIVED)
+    log.close()
+    rogue = prepared()  # written around the sequencer, claiming leaf 5 of a 1-leaf tree
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(cfg.kafka_topic("events"), rogue.body, key=b"NO-1", partition=0, headers=[
+        ("controller", b"NO-1"), ("index", b"5"), ("event_id", rogue.event_id.encode()),
+        ("type", b"t"), ("producer", b"p"), ("occurred_at", b"x"), ("received_at", b"x"),
+        ("leaf_hash", leaf_hash(rogue.body)), ("canon_hash", rogue.canon_hash)])
+    producer.flush()
+    producer.close()
+    with pytest.raises(LogCorrupt, match="index 5 after 1"):
+        KafkaLog(cfg, SIGNER, clock)
