@@ -19,7 +19,7 @@ from api import errors
 from api.auth import Authenticator
 from api.metrics import Metrics
 from api.readside import open_read_side
-from api.routes import evidence, ingest, ops, proofs, read
+from api.routes import alerts, evidence, ingest, ops, proofs, read, webhooks
 from ledger.apikeys import ApiKeyStore
 from ledger.clock import Clock
 from ledger.schemas import default_schemas
@@ -99,9 +99,11 @@ def create_app(
                                       "projections").start())
             for fn, interval in tasks or []:
                 tickers.append(Ticker(fn, interval, getattr(fn, "__name__", "task")).start())
+            app.state.alerts.start()  # scheduler + delivery (docs/alerts.md)
         try:
             yield
         finally:
+            app.state.alerts.stop()
             for t in tickers:
                 t.stop()
             if owned and read_side is not None:
@@ -122,10 +124,11 @@ def create_app(
     app.state.read_side = read_side
     app.state.max_body_bytes = max_body_bytes
     app.state.ingest_lock = ingest_lock
-    app.state.alert_queue_length = lambda: 0
+    app.state.alerts = alerts.AlertState(ledger, read_side, clock)
+    app.state.alert_queue_length = app.state.alerts.queue_length
 
     errors.install(app)
-    for module in (ingest, read, proofs, evidence, ops):
+    for module in (ingest, read, proofs, evidence, ops, alerts, webhooks):
         app.include_router(module.router)
 
     @app.middleware("http")

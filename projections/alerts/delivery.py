@@ -50,12 +50,12 @@ class RetryPolicy:
     def from_env(cls) -> RetryPolicy:
         """``AUDITLEDGER_ALERT_RETRY_BASE_S``, ``…_MAX_DELAY_S``, ``…_MAX_ATTEMPTS``
         (tests and operators tune them without code)."""
-        env = os.environ.get
-        return cls(base_s=float(env("AUDITLEDGER_ALERT_RETRY_BASE_S", cls.base_s)),
+        env, d = os.environ.get, cls()
+        return cls(base_s=float(env("AUDITLEDGER_ALERT_RETRY_BASE_S", d.base_s)),
                    max_delay_s=float(env("AUDITLEDGER_ALERT_RETRY_MAX_DELAY_S",
-                                         cls.max_delay_s)),
+                                         d.max_delay_s)),
                    max_attempts=int(env("AUDITLEDGER_ALERT_RETRY_MAX_ATTEMPTS",
-                                        cls.max_attempts)))
+                                        d.max_attempts)))
 
 
 class Deliverer:

@@ -1,0 +1,133 @@
+"""The alert routes: webhooks CRUD (admin), the outbox listing and dead letters scoped by
+key, the SSE stream with Last-Event-ID, and the real queue length in /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ledger.clock import format_rfc3339
+from projections.alerts.delivery import Deliverer, RetryPolicy
+from projections.alerts.scheduler import AlertScheduler
+from tests.api.conftest import Api, make_api
+from tests.conftest import CONTROLLER, OTHER
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    a, store = make_api(tmp_path)
+    with a.client:
+        yield a
+    store.close()
+    a.world.ledger.close()
+
+
+def breach_now_past_48h(api: Api, controller: str = CONTROLLER, bid: str = "b1") -> None:
+    aware = api.world.clock.now() - timedelta(hours=48, seconds=1)
+    ev = api.event(controller, type_="breach.aware", subject=None,
+                   data={"breach_id": bid, "aware_at": format_rfc3339(aware)})
+    who = "producer_a" if controller == CONTROLLER else "producer_b"
+    assert api.post([ev], who=who).json()[0]["status"] == "accepted"
+
+
+def schedule(api: Api) -> list[dict]:
+    state = api.client.app.state
+    state.read_side.step()
+    return AlertScheduler(state.read_side.store, state.alerts.outbox, api.world.clock).tick()
+
+
+def breaches(r) -> list[dict]:  # type: ignore[no-untyped-def]
+    assert r.status_code == 200, r.text
+    return [a for a in r.json()["items"] if a["kind"] == "breach"]
+
+
+def sse_events(text: str) -> list[dict]:
+    out = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines()
+                     if ": " in line and not line.startswith(":"))
+        if "data" in lines:
+            out.append({"id": lines["id"], "event": lines["event"],
+                        "data": orjson.loads(lines["data"])})
+    return out
+
+
+def test_webhooks_admin_only_secret_once(api: Api):
+    url = f"/v1/controllers/{CONTROLLER}/webhooks"
+    r = api.client.post(url, json={"url": "https://hooks.example/x"}, headers=api.auth("admin"))
+    assert r.status_code == 201, r.text
+    hook = r.json()
+    assert hook["secret"].startswith("whsec_") and hook["controller"] == CONTROLLER
+    listed = api.get(url, who="admin").json()["items"]
+    assert listed == [{k: hook[k] for k in ("id", "controller", "url", "created_at")}]
+    assert api.client.post(url, json={"url": "https://x"}, headers=api.auth("auditor_a")
+                           ).status_code == 403
+    assert api.client.post(url, json={"url": "ftp://x"}, headers=api.auth("admin")
+                           ).status_code == 422
+    assert api.get("/v1/controllers/XX-0/webhooks", who="admin").status_code == 404
+    assert api.client.delete(f"{url}/{hook['id']}", headers=api.auth("admin")).status_code == 204
+    assert api.client.delete(f"{url}/{hook['id']}", headers=api.auth("admin")).status_code == 404
+    assert api.get(url, who="admin").json()["items"] == []
+
+
+def test_alerts_listing_scoped_dead_letters_and_metrics(api: Api):
+    hook = api.client.post(f"/v1/controllers/{CONTROLLER}/webhooks",
+                           json={"url": "http://127.0.0.1:9/down"},
+                           headers=api.auth("admin")).json()
+    breach_now_past_48h(api)
+    breach_now_past_48h(api, OTHER, "b9")
+    emitted = [a for a in schedule(api) if a["kind"] == "breach"]  # (findings too)
+    assert {(a["controller"], a["threshold"]) for a in emitted} == {
+        (CONTROLLER, "48h"), (OTHER, "48h")}
+    mine = breaches(api.get("/v1/alerts", params={"state": "emitted"}))
+    assert [(a["controller"], a["case"]) for a in mine] == [(CONTROLLER, "b1")]
+    assert mine[0]["deliveries"][0]["sink"] == f"webhook:{hook['id']}"
+    assert len(api.get("/v1/alerts", params={"state": "pending"}).json()["items"]) == 3
+    assert api.get("/v1/alerts", params={"controller": OTHER}).status_code == 404
+    assert len(breaches(api.get("/v1/alerts", who="admin", params={"state": "emitted"}))) == 2
+    assert api.get("/v1/alerts", params={"state": "bogus"}).status_code == 422
+    metrics = api.client.get("/metrics").text
+    queued = len(api.get("/v1/alerts", params={"state": "undelivered"}).json()["items"])
+    assert queued >= 1 and f"auditledger_alert_queue_length {queued}" in metrics
+    st = api.client.app.state
+    Deliverer(st.alerts.outbox, api.world.clock, RetryPolicy(max_attempts=1)).run_once()
+    (dead,) = breaches(api.get("/v1/alerts", params={"state": "dead"}))
+    assert dead["id"] == mine[0]["id"] and dead["deliveries"][0]["state"] == "dead"
+    assert "auditledger_alert_queue_length 0" in api.client.get("/metrics").text
+    assert api.client.post(f"/v1/alerts/{dead['id']}/redeliver", headers=api.auth("auditor_a")
+                           ).status_code == 403
+    r = api.client.post(f"/v1/alerts/{dead['id']}/redeliver", headers=api.auth("admin"))
+    assert r.json() == {"id": dead["id"], "requeued": 1}
+    assert breaches(api.get("/v1/alerts", params={"state": "dead"})) == []
+
+
+def test_sse_stream_scoped_and_resumable(api: Api):
+    breach_now_past_48h(api, OTHER, "b9")
+    breach_now_past_48h(api)
+    schedule(api)
+    api.world.clock.advance(timedelta(hours=12))
+    schedule(api)  # the 60 h alerts
+    r = api.get("/v1/alerts/stream", params={"after": 0, "idle_timeout": 0.3})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    got = [e for e in sse_events(r.text) if e["data"]["kind"] == "breach"]
+    assert [e["data"]["threshold"] for e in got] == ["48h", "60h"]
+    assert {e["data"]["controller"] for e in got} == {CONTROLLER}
+    assert [int(e["id"]) for e in got] == [e["data"]["seq"] for e in got]
+    assert all(e["event"] == "alert" for e in got)
+    # resume after the first one
+    again = sse_events(api.client.get(
+        "/v1/alerts/stream", params={"idle_timeout": 0.3},
+        headers={**api.auth("auditor_a"), "Last-Event-ID": got[0]["id"]}).text)
+    assert got[1]["data"]["id"] in [e["data"]["id"] for e in again]
+    assert got[0]["data"]["id"] not in [e["data"]["id"] for e in again]
+    # default start: after the newest, so nothing old is replayed
+    assert sse_events(api.get("/v1/alerts/stream", params={"idle_timeout": 0.3}).text) == []
+    limited = sse_events(api.get("/v1/alerts/stream", who="admin",
+                                 params={"after": 0, "limit": 3}).text)
+    assert len(limited) == 3
+    assert api.client.get("/v1/alerts/stream").status_code == 401
+    assert api.get("/v1/alerts/stream", who="producer_a").status_code == 403
