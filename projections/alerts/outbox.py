@@ -263,11 +263,12 @@ class Outbox:
     def due_deliveries(self, now: datetime, limit: int = 100,
                        exclude: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str, int]]:
         """``(alert_id, sink, attempts)`` of pending deliveries due at ``now``, oldest
-        first."""
+        first, then in emission (``seq``) order."""
         skip = set(exclude)
         rows = self._query(
-            "SELECT alert_id, sink, attempts FROM deliveries WHERE state='pending'"
-            " AND next_attempt_at<=? ORDER BY next_attempt_at, alert_id LIMIT ?",
+            "SELECT d.alert_id, d.sink, d.attempts FROM deliveries d JOIN alerts a"
+            " ON a.id=d.alert_id WHERE d.state='pending' AND d.next_attempt_at<=?"
+            " ORDER BY d.next_attempt_at, a.seq, d.sink LIMIT ?",
             (_ts(now), limit + len(skip)))
         return [r for r in rows if (r[0], r[1]) not in skip][:limit]
 
