@@ -1,0 +1,56 @@
+"""``auditledger serve``: the API, the checkpoint timer and the projection runner, in one
+process. Registered through the ``auditledger.commands`` entry point (``ledger`` never
+imports ``api``); ``auditledger demo`` calls it as ``serve(data=..., port=...)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+DEFAULT_DATA = Path("auditledger-data")
+
+
+def serve(
+    data: Annotated[Path, typer.Option(
+        "--data", help="Ledger data directory (created with a SQLite log if missing).")
+    ] = DEFAULT_DATA,
+    kafka: Annotated[str | None, typer.Option(
+        help="Kafka bootstrap (a Kafka ledger, or a new one created on Kafka).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Serve the HTTP API, sign checkpoints every second and run the projections."""
+    import uvicorn
+
+    from api.app import create_app
+    from ledger.config import ConfigError
+    from ledger.service import Ledger, init_data_dir
+
+    try:
+        if not (data / "config.json").exists():
+            cfg, token = init_data_dir(data, kafka)
+            typer.echo(orjson.dumps({
+                "created": str(data), "admin_api_key": token,
+                "log_public_key": (cfg.keys_dir / "log.pub").read_text().strip(),
+            }).decode())
+        ledger = Ledger.open(data, kafka)
+    except (ConfigError, OSError, ValueError) as exc:
+        typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        app = create_app(ledger, background=True)
+        url = f"http://{host}:{port}"
+        info = {"url": url, "data": str(data), "log_public_key": ledger.verifier_key,
+                "backend": ledger.cfg.backend,
+                "projections": app.state.read_side is not None}
+        typer.echo(orjson.dumps(info).decode() if json else
+                   f"auditledger API on {url} (data {data}, {ledger.cfg.backend} log)")
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        ledger.close()
