@@ -29,6 +29,7 @@ from projections import consents as consent_model
 from projections import recipients as recipient_model
 from projections import rights as rights_model
 from projections import ropa as ropa_model
+from projections.alerts.thresholds import deadline_alerts
 from projections.batch import utc
 from projections.controllers import FIELDS as CONTROLLER_FIELDS
 from projections.controllers import settings
@@ -226,8 +227,9 @@ def _end_of_day(d: date, tz: str) -> datetime:
 def deadlines(store: ReadModelStore, controller: str, clock: Clock | None = None
               ) -> list[dict[str, Any]]:
     """Everything still due, soonest first: ``{"kind", "id", "deadline", "due", "due_at",
-    "status", "overdue"}``. ``due`` is a date (rights requests) or an instant (breaches);
-    ``due_at`` is the instant it ends, in UTC, which orders them."""
+    "status", "overdue", "alerts"}`` (``alerts``: ``[{"threshold", "at"}]``, when the alert
+    scheduler tells a responder). ``due`` is a date (rights requests) or an instant
+    (breaches); ``due_at`` is the instant it ends, in UTC, which orders them."""
     ctl = _controller_doc(store, controller)
     now = _now(clock)
     tz = settings(ctl).timezone
@@ -253,6 +255,8 @@ def deadlines(store: ReadModelStore, controller: str, clock: Clock | None = None
                       "due": b["authority_due"], "due_at": b["authority_due"],
                       "status": b["status"],
                       "overdue": now > parse_rfc3339(b["authority_due"])})
+    for i in items:  # when the alert scheduler will tell a responder (docs/alerts.md)
+        i["alerts"] = deadline_alerts(i["kind"], i["deadline"], parse_rfc3339(i["due_at"]))
     items.sort(key=lambda i: (i["due_at"], i["kind"], i["id"], i["deadline"]))
     return items
 

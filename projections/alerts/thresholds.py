@@ -183,3 +183,17 @@ def plan_finding(controller: str, finding: dict[str, Any], seen_at: datetime,
         "finding", f"{code}:{case}", "raised", seen_at,
         {"code": code, "severity": finding.get("severity"), "detail": finding.get("detail"),
          "evidence": list(finding.get("evidence") or []), "message": finding.get("detail")})]
+
+
+def deadline_alerts(kind: str, deadline: str, due_at: datetime) -> list[dict[str, str]]:
+    """The alert instants of one row of the deadlines board (``queries.deadlines``):
+    ``[{"threshold", "at"}]``, the same arithmetic as the planners above, so the board
+    shows when a responder will be alerted."""
+    if kind == "breach":
+        aware = due_at - timedelta(hours=72)
+        pairs = [(n, aware + d) for n, d in BREACH_THRESHOLDS]
+    elif deadline == "binding_due":
+        pairs = [(n, due_at - d) for n, d in RIGHTS_THRESHOLDS]
+    else:
+        pairs = [("legal_overdue", due_at)]
+    return [{"threshold": n, "at": format_rfc3339(at)} for n, at in pairs]

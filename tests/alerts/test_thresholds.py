@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from ledger.clock import format_rfc3339
 from projections.alerts.thresholds import (
     alert_id,
+    deadline_alerts,
     end_of_local_day,
     plan_breach,
     plan_finding,
@@ -106,3 +108,14 @@ def test_findings_raise_once_and_skip_restated_overdue():
     assert len(plan_finding(C, overdue, now, set())) == 1  # answered late: a new fact
     assert plan_finding(C, {"code": "breach_not_notified", "evidence": [], "breach_id": "b"},
                         now) == []
+
+
+def test_deadline_board_alert_instants_match_the_planners():
+    b = plan_breach(C, breach())
+    board = deadline_alerts("breach", "authority_due", b[-1].due_at)
+    assert board == [{"threshold": p.threshold, "at": format_rfc3339(p.due_at)} for p in b]
+    r = plan_rights_request(C, request(), "Europe/Oslo")
+    board = deadline_alerts("rights_request", "binding_due", r[-1].due_at)
+    assert board == [{"threshold": p.threshold, "at": format_rfc3339(p.due_at)} for p in r]
+    assert deadline_alerts("rights_request", "due", r[-1].due_at) == [
+        {"threshold": "legal_overdue", "at": format_rfc3339(r[-1].due_at)}]
