@@ -173,7 +173,7 @@ def _private_pg(workdir: Path) -> tuple[str, Path]:
 
 
 def run(events: int = 1_000_000, backend: str = "both", pg_dsn: str | None = None,
-        workdir: Path | None = None, batch_size: int = 10_000,
+        workdir: Path | None = None, batch_size: int = 50_000,
         subjects: int | None = None) -> list[dict[str, Any]]:
     """Build (or reuse) the log, replay it into each backend, print and return figures."""
     workdir = workdir or Path(tempfile.gettempdir()) / "auditledger-bench-projections"
@@ -212,7 +212,7 @@ def main() -> None:
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--pg-dsn")
     ap.add_argument("--workdir", type=Path)
-    ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--batch-size", type=int, default=50_000)
     a = ap.parse_args()
     run(a.events, a.backend, a.pg_dsn, a.workdir, a.batch_size)
 

@@ -14,13 +14,13 @@ read goes to the store again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from ledger.clock import format_rfc3339, parse_rfc3339
 from ledger.log.base import StoredEvent
+from projections.prefetch import Row
 from projections.store import ReadModelStore, Writes, dumps
 
 _MISSING = object()
@@ -34,28 +34,39 @@ def utc(ts: str) -> str:
     return format_rfc3339(parse_rfc3339(ts))
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    """One stored event as the projections see it."""
+    """One stored event as the projections see it, made from a log row ``(seq, type,
+    controller, body)``: ``event_id``, ``occurred_at`` and ``subject`` come from the
+    envelope (the log's columns are copies of them). A plain slotted class: a frozen
+    dataclass sets every field through ``object.__setattr__``, which a million events
+    notice."""
 
-    seq: int
-    event_id: str
-    type: str
-    controller: str
-    producer: str
-    occurred_at: str  # as written by the producer
-    at: str  # occurred_at in UTC (``utc``): the instant rules compare
-    received_at: str
-    subject: str | None
-    data: dict[str, Any]
+    __slots__ = (
+        "at",
+        "controller",
+        "data",
+        "event_id",
+        "occurred_at",
+        "seq",
+        "subject",
+        "type",
+    )
 
-    @classmethod
-    def from_stored(cls, ev: StoredEvent) -> Event:
-        env = orjson.loads(ev.body)
-        return cls(
-            ev.seq, ev.event_id, ev.type, ev.controller, ev.producer, ev.occurred_at,
-            utc(ev.occurred_at), ev.received_at, env.get("subject"), env.get("data") or {},
-        )
+    def __init__(self, seq: int, type_: str, controller: str, body: bytes | str) -> None:
+        env = orjson.loads(body)
+        self.seq = seq
+        self.type = type_
+        self.controller = controller
+        self.event_id: str = env["event_id"]
+        self.occurred_at: str = env["occurred_at"]  # as written by the producer
+        self.at = utc(self.occurred_at)  # in UTC (``utc``): the instant rules compare
+        self.subject: str | None = env.get("subject")
+        self.data: dict[str, Any] = env.get("data") or {}
+
+
+def row_of(ev: StoredEvent) -> Row:
+    """The row the projections read, from a full stored event."""
+    return (ev.seq, ev.type, ev.controller, ev.body)
 
 
 #: A consent history row: (purpose, at, seq, event_id, action, doc)

@@ -161,7 +161,7 @@ def _open_source(data: Path):  # type: ignore[no-untyped-def]
 def projections_rebuild(
     data: DataOpt,
     store: StoreOpt = None,
-    batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 50_000,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay the whole log into fresh read models. A SQLite store is built beside the live
@@ -199,7 +199,7 @@ def projections_rebuild(
 def projections_run(
     data: DataOpt,
     store: StoreOpt = None,
-    batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 50_000,
     follow: Annotated[bool, typer.Option("--follow", help="Keep following the log.")] = False,
     as_json: JsonOpt = False,
 ) -> None:

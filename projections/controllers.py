@@ -7,10 +7,13 @@ events applied per type, which is how tests prove no event was applied twice.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from projections.batch import Batch, Event
+from projections.prefetch import Row
 
 #: Fields of ``controller.registered`` shown in the read model (the admin key is not).
 FIELDS = (
@@ -45,16 +48,20 @@ def settings(doc: dict[str, Any] | None) -> Settings:
     )
 
 
-def count(b: Batch, ev: Event) -> None:
-    """Per-controller event counts by type (every event passes here exactly once)."""
-    doc = b.get("stats", ev.controller, "events")
-    if doc is None:
-        doc = {"by_type": {}, "last_seq": 0, "total": 0}
-    by_type = doc["by_type"]
-    by_type[ev.type] = by_type.get(ev.type, 0) + 1
-    doc["total"] += 1
-    doc["last_seq"] = ev.seq
-    b.put("stats", ev.controller, "events", doc)
+def count(b: Batch, rows: Sequence[Row]) -> None:
+    """Per-controller event counts by type (every event passes here exactly once), folded
+    into each controller's stats entity once per batch: counting a batch's rows with a
+    ``Counter`` costs a fraction of updating the entity event by event."""
+    last = {row[2]: row[0] for row in rows}  # rows are in log order: the last seq wins
+    for (controller, type_), n in Counter((row[2], row[1]) for row in rows).items():
+        doc = b.get("stats", controller, "events")
+        if doc is None:
+            doc = {"by_type": {}, "last_seq": 0, "total": 0}
+        by_type = doc["by_type"]
+        by_type[type_] = by_type.get(type_, 0) + n
+        doc["total"] += n
+        doc["last_seq"] = last[controller]
+        b.put("stats", controller, "events", doc)
 
 
 def _registered(b: Batch, ev: Event) -> None:

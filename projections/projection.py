@@ -22,7 +22,8 @@ from eventsourcing.projection import Projection
 from ledger.log.base import StoredEvent
 from projections import breaches, consents, controllers, processing, recipients, rights, ropa
 from projections import transfers as transfer_model
-from projections.batch import Batch, Event
+from projections.batch import Batch, Event, row_of
+from projections.prefetch import Row
 from projections.store import ReadModelStore, Writes
 
 Handler = Callable[[Batch, Event], None]
@@ -40,33 +41,37 @@ class AuditProjection(Projection[ReadModelStore]):
         super().__init__(view)
         self.batch = Batch(view)
 
-    def apply(self, ev: Event) -> None:
-        """Fold one event into the in-memory batch (no I/O unless a cache misses)."""
-        controllers.count(self.batch, ev)
-        handler = HANDLERS.get(ev.type)
-        if handler is not None:  # subject.erased: nothing to project (keys are shredded)
-            handler(self.batch, ev)
-
-    def process_event(self, domain_event: StoredEvent, tracking: Tracking) -> None:  # type: ignore[override]
-        self.process_batch([domain_event], tracking)
-
-    def prepare(self, events: Sequence[StoredEvent]) -> Writes:
-        """Apply ``events`` (in log order) in memory; the writes still have to be committed
-        (with the batch's position) before anything is visible."""
+    def prepare(self, rows: Sequence[Row]) -> Writes:
+        """Apply log rows (in log order) in memory; the writes still have to be committed
+        (with the batch's position) before anything is visible. An event is decoded only
+        when a handler wants it (``subject.erased`` has nothing to project: keys are
+        shredded); every event is counted."""
+        b = self.batch
+        handlers = HANDLERS
         try:
-            for stored in events:
-                self.apply(Event.from_stored(stored))
-            return self.batch.take()
+            for seq, type_, controller, body in rows:
+                handler = handlers.get(type_)
+                if handler is not None:
+                    handler(b, Event(seq, type_, controller, body))
+            controllers.count(b, rows)
+            return b.take()
         except BaseException:
-            self.batch.discard()
+            b.discard()
             raise
 
-    def process_batch(self, events: Sequence[StoredEvent], tracking: Tracking) -> None:
-        """Apply ``events`` and commit them with ``tracking`` atomically. On any failure
+    def process_rows(self, rows: Sequence[Row], tracking: Tracking) -> None:
+        """Apply ``rows`` and commit them with ``tracking`` atomically. On any failure
         nothing is written and the caches are dropped."""
-        writes = self.prepare(events)
+        writes = self.prepare(rows)
         try:
             self.view.commit(writes, tracking)
         except BaseException:
             self.batch.discard()
             raise
+
+    def process_batch(self, events: Sequence[StoredEvent], tracking: Tracking) -> None:
+        """``process_rows`` for full stored events."""
+        self.process_rows([row_of(e) for e in events], tracking)
+
+    def process_event(self, domain_event: StoredEvent, tracking: Tracking) -> None:  # type: ignore[override]
+        self.process_batch([domain_event], tracking)

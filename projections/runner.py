@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +27,16 @@ from typing import Protocol
 from eventsourcing.persistence import Tracking
 
 from ledger.log.base import Log, StoredEvent
+from ledger.log.sqlite import SQLiteLog
+from projections import prefetch
+from projections.batch import row_of
+from projections.prefetch import Prefetcher, Row
 from projections.projection import AuditProjection
 from projections.store import ReadModelStore
+
+#: Events per transaction during a catch-up: large batches amortise the per-statement and
+#: per-commit costs; each one still commits its rows and its last position together.
+BATCH_SIZE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +57,9 @@ class Position:
 
 class EventSource(Protocol):
     """Where events come from. ``read`` returns ``(position, event)`` pairs after
-    ``after`` in order; positions strictly increase within a partition."""
+    ``after`` in order; positions strictly increase within a partition. ``read_rows`` is
+    the same as ``(position, type, controller, body)`` rows — all the projections read —
+    and ``prefetch`` may return a reader that reads ahead in another process (or None)."""
 
     source: str
 
@@ -57,14 +67,23 @@ class EventSource(Protocol):
 
     def read(self, partition: int, after: int, limit: int) -> list[tuple[int, StoredEvent]]: ...
 
+    def read_rows(self, partition: int, after: int, limit: int) -> list[Row]: ...
+
+    def lag(self, partition: int, after: int) -> int: ...
+
+    def prefetch(self, partition: int, after: int, chunk: int) -> Prefetcher | None: ...
+
 
 class LogSource:
-    """Any ``Log`` (the SQLite log today): one partition, position = ``seq``."""
+    """Any ``Log`` (the SQLite log today): one partition, position = ``seq``. The SQLite
+    log is read directly (four columns, read-only connection, see ``prefetch``)."""
 
     source = "log"
 
     def __init__(self, log: Log) -> None:
         self.log = log
+        self._path: str | None = getattr(log, "path", None) if isinstance(log, SQLiteLog) else None
+        self._conn = prefetch.connect(self._path) if self._path else None
 
     def partitions(self) -> Sequence[int]:
         return (0,)
@@ -72,23 +91,36 @@ class LogSource:
     def read(self, partition: int, after: int, limit: int) -> list[tuple[int, StoredEvent]]:
         return [(e.seq, e) for e in self.log.events(after_seq=after, limit=limit)]
 
+    def read_rows(self, partition: int, after: int, limit: int) -> list[Row]:
+        if self._conn is not None:
+            return prefetch.read_rows(self._conn, after, limit)
+        return [row_of(e) for e in self.log.events(after_seq=after, limit=limit)]
+
+    def lag(self, partition: int, after: int) -> int:
+        return self.log.last_seq() - after
+
+    def prefetch(self, partition: int, after: int, chunk: int) -> Prefetcher | None:
+        return Prefetcher(str(self._path), after, chunk) if self._path else None
+
 
 class ProjectionRunner:
     """Single writer of a read-model store. Two runners on one store stay correct (the
     loser's commit fails on the tracking row and it re-reads), but waste work."""
 
     def __init__(
-        self, source: EventSource, store: ReadModelStore, batch_size: int = 5000
+        self, source: EventSource, store: ReadModelStore, batch_size: int = BATCH_SIZE
     ) -> None:
         self.source = source
         self.store = store
         self.batch_size = batch_size
         self.projection = AuditProjection(store)
         self._stop = threading.Event()
-        if all(self.position(p) == 0 for p in source.partitions()) and not store.entities(
+        empty = all(self.position(p) == 0 for p in source.partitions()) and not store.entities(
             "stats"
-        ):
-            self.projection.batch.authoritative = True
+        )
+        self.projection.batch.authoritative = empty
+        # A load into an empty store builds the secondary indexes after the load.
+        self._bulk = empty
 
     def position(self, partition: int = 0) -> int:
         name = Position(self.source.source, partition, 0).tracking_name
@@ -97,14 +129,27 @@ class ProjectionRunner:
     def step(self, partition: int = 0) -> int:
         """Apply the next batch of one partition; returns how many events it held."""
         after = self.position(partition)
-        items = self.source.read(partition, after, self.batch_size)
-        if not items:
+        rows = self.source.read_rows(partition, after, self.batch_size)
+        if not rows:
             return 0
-        last = items[-1][0]
-        self.projection.process_batch(
-            [e for _, e in items], Position(self.source.source, partition, last).tracking()
+        self.projection.process_rows(
+            rows, Position(self.source.source, partition, rows[-1][0]).tracking()
         )
-        return len(items)
+        return len(rows)
+
+    def _chunks(self, partition: int, after: int) -> Iterator[list[Row]]:
+        """Row batches after ``after`` until the end of the partition: read ahead by a
+        reader process while far behind (a catch-up), then read here."""
+        if self.source.lag(partition, after) > 2 * self.batch_size:
+            reader = self.source.prefetch(partition, after, self.batch_size)
+            if reader is not None:
+                with reader:
+                    for rows in reader:
+                        yield rows
+                        after = rows[-1][0]
+        while rows := self.source.read_rows(partition, after, self.batch_size):
+            yield rows
+            after = rows[-1][0]
 
     def run_once(self, max_events: int | None = None) -> int:
         """Catch up with every partition (or stop after ``max_events``); returns the count.
@@ -116,33 +161,41 @@ class ProjectionRunner:
         dropped and the error is raised — the next run resumes from the stored position.
         The cyclic GC is paused meanwhile: the batch makes millions of small acyclic
         objects, and generation scans would cost more than the projection itself.
+
+        Into an empty store (the first run after a reset), the secondary indexes are
+        dropped first and built once at the end; queries meanwhile are correct but slow.
         """
         total = 0
         pending: Future[None] | None = None
         gc_was_enabled = gc.isenabled()
         gc.disable()
+        bulk, self._bulk = self._bulk, False
+        chunks = {p: self._chunks(p, self.position(p)) for p in self.source.partitions()}
         try:
+            if bulk:
+                self.store.drop_indexes()
             with ThreadPoolExecutor(1, thread_name_prefix="projection-commit") as pool:
-                after = {p: self.position(p) for p in self.source.partitions()}
-                while not self._stop.is_set():
-                    n = 0
-                    for p in self.source.partitions():
-                        items = self.source.read(p, after[p], self.batch_size)
-                        if not items:
+                while chunks and not self._stop.is_set():
+                    for p, it in list(chunks.items()):
+                        rows = next(it, None)
+                        if rows is None:
+                            del chunks[p]
                             continue
-                        writes = self.projection.prepare([e for _, e in items])
-                        after[p] = items[-1][0]
-                        tracking = Position(self.source.source, p, after[p]).tracking()
+                        writes = self.projection.prepare(rows)
+                        tracking = Position(self.source.source, p, rows[-1][0]).tracking()
                         if pending is not None:
                             self._settle(pending)
                         pending = pool.submit(self.store.commit, writes, tracking)
-                        n += len(items)
-                    total += n
-                    if n == 0 or (max_events is not None and total >= max_events):
+                        total += len(rows)
+                    if max_events is not None and total >= max_events:
                         break
                 if pending is not None:
                     self._settle(pending)
         finally:
+            for it in chunks.values():
+                it.close()  # stops a reader process left running
+            if bulk:
+                self.store.create_indexes()
             if gc_was_enabled:
                 gc.enable()
         return total
@@ -183,7 +236,9 @@ def open_source(data_dir: Path) -> tuple[EventSource, Log]:
     return LogSource(log), log
 
 
-def rebuild(source: EventSource, store: ReadModelStore, batch_size: int = 5000) -> int:
+def rebuild(
+    source: EventSource, store: ReadModelStore, batch_size: int = BATCH_SIZE
+) -> int:
     """Empty the store and replay everything; returns the number of events applied."""
     store.reset()
     return ProjectionRunner(source, store, batch_size).run_once()
