@@ -81,8 +81,7 @@ def create_app(
     """
     ingest_lock = threading.Lock()
     clock = clock or ledger.clock
-    owned = read_side == "auto"
-    if owned:
+    if read_side == "auto":
         read_side = open_read_side(ledger, clock, follow=background)
 
     @contextlib.asynccontextmanager
@@ -106,8 +105,6 @@ def create_app(
             app.state.alerts.stop()
             for t in tickers:
                 t.stop()
-            if owned and read_side is not None:
-                read_side.close()
 
     app = FastAPI(
         title="auditledger",

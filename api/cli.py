@@ -43,8 +43,8 @@ def serve(
     except (ConfigError, OSError, ValueError) as exc:
         typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", err=True)
         raise typer.Exit(2) from None
+    app = create_app(ledger, background=True)
     try:
-        app = create_app(ledger, background=True)
         url = f"http://{host}:{port}"
         info = {"url": url, "data": str(data), "log_public_key": ledger.verifier_key,
                 "backend": ledger.cfg.backend,
@@ -53,4 +53,6 @@ def serve(
                    f"auditledger API on {url} (data {data}, {ledger.cfg.backend} log)")
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
+        if app.state.read_side is not None:
+            app.state.read_side.close()
         ledger.close()

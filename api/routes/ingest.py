@@ -59,7 +59,7 @@ def parse(body: bytes) -> tuple[list[Any], bool]:
         raise ApiError(422, Code.SCHEMA_VIOLATION.value,
                        "body must be an event envelope or an array of envelopes")
     if len(doc) > MAX_BATCH:
-        raise ApiError(413, "batch_too_large",
+        raise ApiError(422, "batch_too_large",
                        f"{len(doc)} events in one request; at most {MAX_BATCH}")
     return doc, False
 
@@ -120,9 +120,10 @@ def _status(result: dict[str, Any]) -> int:
         400: {"model": Error, "description": "`malformed_json`"},
         401: {"model": Error}, 403: {"model": Error},
         409: {"model": EventResult, "description": "`event_id_conflict` (single event)"},
-        413: {"model": Error, "description": "`too_large` body or `batch_too_large`"},
+        413: {"model": Error, "description": "`too_large`: the body exceeds the limit"},
         422: {"model": EventResult | Error,
-              "description": "The one event was rejected, or the body is no envelope"},
+              "description": "The one event was rejected, the body is no envelope, or "
+              "`batch_too_large` (more than 1000 events)"},
     },
     openapi_extra={"requestBody": {
         "required": True,

@@ -101,7 +101,7 @@ def test_body_too_large_streamed_without_length(api: Api) -> None:
 def test_too_many_events(api: Api) -> None:
     body = orjson.dumps([{}] * (MAX_BATCH + 1))
     r = api.client.post("/v1/events", content=body, headers=api.auth("producer_a"))
-    assert r.status_code == 413 and r.json()["code"] == "batch_too_large"
+    assert r.status_code == 422 and r.json()["code"] == "batch_too_large"
 
 
 def test_max_batch_accepted(api: Api) -> None:
