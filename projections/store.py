@@ -168,8 +168,82 @@ class _SQLText:
             f"INSERT INTO entities (kind, controller, key, doc) VALUES ({m},{m},{m},{m})"
             " ON CONFLICT (kind, controller, key) DO UPDATE SET doc = excluded.doc"
         )
+        self.insert_json = {
+            t: f"INSERT INTO {t} ({', '.join(cols)}) SELECT "
+            + ", ".join(f"value->>{i}" for i in range(len(cols)))
+            + " FROM json_each(?)"
+            for t, cols in COLUMNS.items()
+            if t != "entities"
+        }
+        self.entity_sql = f"SELECT doc FROM entities WHERE kind={m} AND controller={m} AND key={m}"
+        self.entities_of = (
+            f"SELECT doc FROM entities WHERE kind={m} AND controller={m} ORDER BY key"
+        )
+        self.entities_all = f"SELECT doc FROM entities WHERE kind={m} ORDER BY controller, key"
+        self.consent_rows_sql = (
+            "SELECT purpose, at, seq, event_id, action, doc FROM consents"
+            f" WHERE controller={m} AND subject={m} ORDER BY purpose, at, seq"
+        )
+        self.findings_sql = f"SELECT doc FROM findings WHERE controller={m} ORDER BY seq, code"
+        self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
+
+
+class _StoreBase(_SQLText):
+    """The engine-independent half: SQL text, row shaping, dump."""
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def entity(self, kind: str, controller: str, key: str) -> Any | None: ...
+
+    def entities(self, kind: str, controller: str | None = None) -> list[Any]: ...
+
+    def consent_rows(self, controller: str, subject: str) -> list[tuple[Any, ...]]: ...
+
+    def records(
+        self,
+        controller: str,
+        kind: str,
+        subject: str | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[Any]: ...
+
+    def findings(self, controller: str) -> list[Any]: ...
+
+    def controllers(self) -> list[str]: ...
+
+    def dump(self) -> bytes: ...
+
+    def reset(self) -> None: ...
+
+    def drop_indexes(self) -> None: ...
+
+    def create_indexes(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _SQLText:
+    """SQL shared by both engines; ``mark`` is the DB-API placeholder (``?`` / ``%s``)."""
+
+    mark = "?"
+
+    def __init__(self) -> None:
+        m = self.mark
+        self.upsert_entity = (
+            f"INSERT INTO entities (kind, controller, key, doc) VALUES ({m},{m},{m},{m})"
+            " ON CONFLICT (kind, controller, key) DO UPDATE SET doc = excluded.doc"
+        )
         self.insert = {
             t: f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({','.join([m] * len(cols))})"
+            for t, cols in COLUMNS.items()
+            if t != "entities"
+        }
+        self.insert_json = {
+            t: f"INSERT INTO {t} ({', '.join(cols)}) SELECT "
+            + ", ".join(f"value->>{i}" for i in range(len(cols)))
+            + " FROM json_each(?)"
             for t, cols in COLUMNS.items()
             if t != "entities"
         }
@@ -340,8 +414,23 @@ class SQLiteStore(_StoreBase):
 
     def commit(self, writes: Writes, tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as c:
-            self._write(c, writes)
+            self._write_sqlite(c, writes)
             self.recorder._insert_tracking(c, tracking)
+
+    def _write_sqlite(self, c: Any, writes: Writes) -> None:
+        """Append-only rows go in as ONE statement per table, ``INSERT … SELECT`` over
+        ``json_each`` of the batch as a JSON array: the whole insert runs inside one
+        ``sqlite3_step``, outside the GIL. ``executemany`` would take the GIL back for
+        every row, and the applier thread holding it makes each row wait for a switch."""
+        if writes.entities:
+            c.executemany(
+                self.upsert_entity,
+                [(k, ctl, key, _text(doc)) for (k, ctl, key), doc in writes.entities.items()],
+            )
+        for table in ("consents", "records", "findings"):
+            rows = getattr(writes, table)
+            if rows:
+                c.execute(self.insert_json[table], (orjson.dumps(rows),))
 
     def max_tracking_id(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)
