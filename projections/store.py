@@ -26,7 +26,7 @@ live store. Deadlines and "now"-dependent states are never stored (see docs/proj
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -161,20 +161,15 @@ class _SQLText:
     """SQL shared by both engines; ``mark`` is the DB-API placeholder (``?`` / ``%s``)."""
 
     mark = "?"
+    element = "value"  # a row of the JSON array, in ``rows_of_json``
+    rows_of_json = "json_each(?)"
+    as_bigint = "{}"  # SQLite's ->> gives a JSON number as an INTEGER already
 
     def __init__(self) -> None:
         m = self.mark
-        self.upsert_entity = (
-            f"INSERT INTO entities (kind, controller, key, doc) VALUES ({m},{m},{m},{m})"
-            " ON CONFLICT (kind, controller, key) DO UPDATE SET doc = excluded.doc"
-        )
-        self.insert_json = {
-            t: f"INSERT INTO {t} ({', '.join(cols)}) SELECT "
-            + ", ".join(f"value->>{i}" for i in range(len(cols)))
-            + " FROM json_each(?)"
-            for t, cols in COLUMNS.items()
-            if t != "entities"
-        }
+        #: One statement per table and batch: ``INSERT … SELECT`` over the batch sent as
+        #: one JSON array of rows (see ``SQLiteStore._write_sqlite``).
+        self.insert_json = {t: self._insert_json(t) for t in COLUMNS}
         self.entity_sql = f"SELECT doc FROM entities WHERE kind={m} AND controller={m} AND key={m}"
         self.entities_of = (
             f"SELECT doc FROM entities WHERE kind={m} AND controller={m} ORDER BY key"
@@ -188,76 +183,17 @@ class _SQLText:
         self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
 
 
-class _StoreBase(_SQLText):
-    """The engine-independent half: SQL text, row shaping, dump."""
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def entity(self, kind: str, controller: str, key: str) -> Any | None: ...
-
-    def entities(self, kind: str, controller: str | None = None) -> list[Any]: ...
-
-    def consent_rows(self, controller: str, subject: str) -> list[tuple[Any, ...]]: ...
-
-    def records(
-        self,
-        controller: str,
-        kind: str,
-        subject: str | None = None,
-        key: str | None = None,
-        limit: int | None = None,
-    ) -> list[Any]: ...
-
-    def findings(self, controller: str) -> list[Any]: ...
-
-    def controllers(self) -> list[str]: ...
-
-    def dump(self) -> bytes: ...
-
-    def reset(self) -> None: ...
-
-    def drop_indexes(self) -> None: ...
-
-    def create_indexes(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _SQLText:
-    """SQL shared by both engines; ``mark`` is the DB-API placeholder (``?`` / ``%s``)."""
-
-    mark = "?"
-
-    def __init__(self) -> None:
-        m = self.mark
-        self.upsert_entity = (
-            f"INSERT INTO entities (kind, controller, key, doc) VALUES ({m},{m},{m},{m})"
-            " ON CONFLICT (kind, controller, key) DO UPDATE SET doc = excluded.doc"
+    def _insert_json(self, table: str) -> str:
+        cols = COLUMNS[table]
+        field = [f"{self.element}->>{i}" for i in range(len(cols))]
+        values = ", ".join(
+            self.as_bigint.format(f) if c == "seq" else f for f, c in zip(field, cols, strict=True)
         )
-        self.insert = {
-            t: f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({','.join([m] * len(cols))})"
-            for t, cols in COLUMNS.items()
-            if t != "entities"
-        }
-        self.insert_json = {
-            t: f"INSERT INTO {t} ({', '.join(cols)}) SELECT "
-            + ", ".join(f"value->>{i}" for i in range(len(cols)))
-            + " FROM json_each(?)"
-            for t, cols in COLUMNS.items()
-            if t != "entities"
-        }
-        self.entity_sql = f"SELECT doc FROM entities WHERE kind={m} AND controller={m} AND key={m}"
-        self.entities_of = (
-            f"SELECT doc FROM entities WHERE kind={m} AND controller={m} ORDER BY key"
-        )
-        self.entities_all = f"SELECT doc FROM entities WHERE kind={m} ORDER BY controller, key"
-        self.consent_rows_sql = (
-            "SELECT purpose, at, seq, event_id, action, doc FROM consents"
-            f" WHERE controller={m} AND subject={m} ORDER BY purpose, at, seq"
-        )
-        self.findings_sql = f"SELECT doc FROM findings WHERE controller={m} ORDER BY seq, code"
-        self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
+        sql = f"INSERT INTO {table} ({', '.join(cols)}) SELECT {values} FROM {self.rows_of_json}"
+        if table == "entities":  # keys are unique within a batch: one upsert per key
+            sql += (" WHERE true ON CONFLICT (kind, controller, key)"
+                    " DO UPDATE SET doc = excluded.doc")
+        return sql
 
 
 class _StoreBase(_SQLText):
@@ -265,17 +201,6 @@ class _StoreBase(_SQLText):
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
-
-    def _write(self, c: Any, writes: Writes) -> None:
-        if writes.entities:
-            c.executemany(
-                self.upsert_entity,
-                [(k, ctl, key, _text(doc)) for (k, ctl, key), doc in writes.entities.items()],
-            )
-        for table in ("consents", "records", "findings"):
-            rows = getattr(writes, table)
-            if rows:
-                c.executemany(self.insert[table], rows)
 
     def entity(self, kind: str, controller: str, key: str) -> Any | None:
         rows = self._execute(self.entity_sql, (kind, controller, key))
@@ -338,6 +263,16 @@ class _StoreBase(_SQLText):
     def dump(self) -> bytes:
         """Every read-model row, canonical, in primary-key order (tracking excluded)."""
         return b"".join(self.iter_dump())
+
+
+def _rows(writes: Writes) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """``(table, rows)`` of a batch, entities first, empty tables left out."""
+    if writes.entities:
+        yield "entities", [(k, c, key, _text(doc)) for (k, c, key), doc in writes.entities.items()]
+    for table in ("consents", "records", "findings"):
+        rows = getattr(writes, table)
+        if rows:
+            yield table, rows
 
 
 def _prepare_sqlite_file(path: str) -> None:
@@ -422,15 +357,8 @@ class SQLiteStore(_StoreBase):
         ``json_each`` of the batch as a JSON array: the whole insert runs inside one
         ``sqlite3_step``, outside the GIL. ``executemany`` would take the GIL back for
         every row, and the applier thread holding it makes each row wait for a switch."""
-        if writes.entities:
-            c.executemany(
-                self.upsert_entity,
-                [(k, ctl, key, _text(doc)) for (k, ctl, key), doc in writes.entities.items()],
-            )
-        for table in ("consents", "records", "findings"):
-            rows = getattr(writes, table)
-            if rows:
-                c.execute(self.insert_json[table], (orjson.dumps(rows),))
+        for table, rows in _rows(writes):
+            c.execute(self.insert_json[table], (orjson.dumps(rows),))
 
     def max_tracking_id(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)
@@ -464,6 +392,9 @@ class PostgresStore(_StoreBase):
     """Read models in PostgreSQL (production). ``dsn`` is a libpq URI or key=value string."""
 
     mark = "%s"
+    element = "x"
+    rows_of_json = "jsonb_array_elements(%s::jsonb) AS x"
+    as_bigint = "({})::bigint"
 
     def __init__(self, dsn: str, schema: str | None = None, pool_size: int = 2) -> None:
         """``schema`` defaults to the DSN's ``options=-csearch_path=NAME``, else ``public``
@@ -521,19 +452,12 @@ class PostgresStore(_StoreBase):
             self.recorder._insert_tracking(c, tracking)
 
     def _write_pg(self, c: Any, writes: Writes) -> None:
-        """Entities by upsert; append-only rows by COPY, PostgreSQL's bulk path (an
-        executemany round-trips per row even in pipeline mode)."""
-        if writes.entities:
-            c.executemany(
-                self.upsert_entity,
-                [(k, ctl, key, _text(doc)) for (k, ctl, key), doc in writes.entities.items()],
-            )
-        for table in ("consents", "records", "findings"):
-            rows: Iterable[tuple[Any, ...]] = getattr(writes, table)
-            if rows:
-                with c.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as cp:
-                    for row in rows:
-                        cp.write_row(row)
+        """One ``INSERT … SELECT`` over ``jsonb_array_elements`` per table: the client
+        sends one JSON text per table (``orjson``, in C) and the server unpacks the rows in
+        its own process. ``COPY`` with ``write_row`` formats every row in Python under the
+        GIL, which the applier thread needs; an executemany round-trips per row."""
+        for table, rows in _rows(writes):
+            c.execute(self.insert_json[table], (orjson.dumps(rows).decode(),))
 
     def max_tracking_id(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)
