@@ -25,7 +25,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Serve the HTTP API, sign checkpoints every second and run the projections."""
+    """Serve the HTTP API, sign checkpoints every second and run the projections (and, on
+    Kafka, sequence what producers write to the intake topic)."""
     import uvicorn
 
     from api.app import create_app
@@ -44,6 +45,13 @@ def serve(
         typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", err=True)
         raise typer.Exit(2) from None
     app = create_app(ledger, background=True)
+    intake = None
+    if ledger.cfg.backend == "kafka":
+        # Producers that write straight to auditledger.intake.v1 are checked and sequenced
+        # here, under the same lock as HTTP ingest (one writer per ledger).
+        from ledger.intake import IntakeWorker
+
+        intake = IntakeWorker(ledger, lock=app.state.ingest_lock).start()
     try:
         url = f"http://{host}:{port}"
         info = {"url": url, "data": str(data), "log_public_key": ledger.verifier_key,
@@ -53,6 +61,8 @@ def serve(
                    f"auditledger API on {url} (data {data}, {ledger.cfg.backend} log)")
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
+        if intake is not None:
+            intake.stop()
         if app.state.read_side is not None:
             app.state.read_side.close()
         ledger.close()
