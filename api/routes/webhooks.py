@@ -7,11 +7,13 @@ Signature: see ``projections.alerts.sinks.webhook`` and docs/alerts.md.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 
 from api.auth import require_role
 from api.deps import CurrentKey, LedgerDep, controller_exists
@@ -19,8 +21,28 @@ from api.errors import ApiError, not_found
 from api.routes.alerts import alert_state
 from api.schemas import Error
 
-router = APIRouter(tags=["alerts"], responses={401: {"model": Error}, 403: {"model": Error},
-                                               404: {"model": Error}, 422: {"model": Error}})
+
+class SharedAllowRoute(APIRoute):
+    """Starlette answers 405 from the first route whose path matches and names only that
+    route's methods in ``Allow``; GET and POST ``…/webhooks`` are two routes, so name the
+    methods of every route on the path (RFC 9110 §15.5.6)."""
+
+    methods_by_path: ClassVar[dict[str, set[str]]] = {}
+
+    def __init__(self, path: str, endpoint: Any, **kw: Any) -> None:
+        super().__init__(path, endpoint, **kw)
+        self.methods_by_path.setdefault(self.path_format, set()).update(self.methods or ())
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            allow = ", ".join(sorted(self.methods_by_path[self.path_format]))
+            raise HTTPException(405, headers={"Allow": allow})
+        await super().handle(scope, receive, send)
+
+
+router = APIRouter(tags=["alerts"], route_class=SharedAllowRoute,
+                   responses={401: {"model": Error}, 403: {"model": Error},
+                              404: {"model": Error}, 422: {"model": Error}})
 
 
 class WebhookIn(BaseModel):

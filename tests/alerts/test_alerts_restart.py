@@ -144,9 +144,34 @@ def test_kill_9_with_pending_alerts(setup: dict[str, Any], receiver: Receiver) -
             assert d["at"] - back.timestamp() < 5
         else:
             assert -0.01 <= late < 1.0
+    # the same four on the live stream of a real server, resumable by Last-Event-ID
+    auditor = cli("apikey", "create", "--data", str(setup["data"]), "--role", "auditor",
+                  "--controller", C)["api_key"]
+    hdrs = {"Authorization": f"Bearer {auditor}"}
+    with httpx.stream("GET", f"{server.url}/v1/alerts/stream", params={"after": 0, "limit": 4},
+                      headers=hdrs, timeout=10) as resp:
+        ids = [line[4:] for line in resp.iter_lines() if line.startswith("id: ")]
+    assert ids == ["1", "2", "3", "4"]
+    with httpx.stream("GET", f"{server.url}/v1/alerts/stream",
+                      params={"idle_timeout": 1}, timeout=10,
+                      headers={**hdrs, "Last-Event-ID": "2"}) as resp:
+        assert [line for line in resp.iter_lines() if line.startswith("id: ")] == [
+            "id: 3", "id: 4"]
     listed = cli("alerts", "list", "--data", str(setup["data"]), "--state", "emitted")["items"]
     assert sorted(a["case"] for a in listed) == ["k0", "k1", "k2", "k3"]
     assert all(a["deliveries"][0]["state"] == "delivered" for a in listed)
     upcoming = cli("alerts", "upcoming", "--data", str(setup["data"]))["items"]
     assert [a["threshold"] for a in upcoming][:4] == ["60h"] * 4
     assert cli("alerts", "dead", "--data", str(setup["data"]))["items"] == []
+
+
+def test_alerts_cli_bad_input(tmp_path: Path) -> None:
+    r = subprocess.run([*CLI, "alerts", "list", "--data", str(tmp_path / "nope"), "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert "not an auditledger data directory" in r.stderr
+    cli("init", "--data", str(tmp_path / "d"))
+    r = subprocess.run([*CLI, "alerts", "list", "--data", str(tmp_path / "d"), "--state", "x"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown alert state" in r.stderr
+    assert cli("alerts", "upcoming", "--data", str(tmp_path / "d")) == {"items": []}
