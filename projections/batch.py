@@ -24,6 +24,9 @@ from projections.prefetch import Row
 from projections.store import ReadModelStore, Writes, dumps
 
 _MISSING = object()
+# Hot-path names bound once (``dumps`` below is ``store.dumps`` inlined: same bytes).
+_orjson_dumps = orjson.dumps
+_SORT_KEYS = orjson.OPT_SORT_KEYS
 
 
 def utc(ts: str) -> str:
@@ -58,8 +61,11 @@ class Event:
         self.type = type_
         self.controller = controller
         self.event_id: str = env["event_id"]
-        self.occurred_at: str = env["occurred_at"]  # as written by the producer
-        self.at = utc(self.occurred_at)  # in UTC (``utc``): the instant rules compare
+        at: str = env["occurred_at"]
+        self.occurred_at = at  # as written by the producer
+        # In UTC (``utc``, its fast path inlined): the instant rules compare.
+        self.at = at if len(at) == 24 and at[-1] == "Z" and at[10] == "T" and at[19] == "." else (
+            utc(at))
         self.subject: str | None = env.get("subject")
         self.data: dict[str, Any] = env.get("data") or {}
 
@@ -124,21 +130,27 @@ class Batch:
             self._consents[k] = rows
         return rows
 
-    def add_consent(self, ev: Event, purpose: str, action: str, doc: dict[str, Any]) -> None:
+    def add_consent(
+        self, ev: Event, purposes: list[str], action: str, doc: dict[str, Any]
+    ) -> None:
+        """One history row per purpose, all sharing ``doc`` (serialised once)."""
         assert ev.subject is not None
-        self.consent_history(ev.controller, ev.subject).append(
-            (purpose, ev.at, ev.seq, ev.event_id, action, doc)
-        )
-        self.writes.consents.append(
-            (ev.controller, ev.subject, purpose, ev.at, ev.seq, ev.event_id, action, dumps(doc))
-        )
+        history = self.consent_history(ev.controller, ev.subject)
+        text = _orjson_dumps(doc, option=_SORT_KEYS).decode()
+        rows = self.writes.consents
+        for purpose in purposes:
+            history.append((purpose, ev.at, ev.seq, ev.event_id, action, doc))
+            rows.append(
+                (ev.controller, ev.subject, purpose, ev.at, ev.seq, ev.event_id, action, text)
+            )
 
     # -- append-only facts ---------------------------------------------------------------
     def add_record(
         self, ev: Event, kind: str, key: str | None, doc: dict[str, Any]
     ) -> None:
         self.writes.records.append(
-            (ev.controller, kind, ev.seq, ev.at, ev.subject, key, ev.event_id, dumps(doc))
+            (ev.controller, kind, ev.seq, ev.at, ev.subject, key, ev.event_id,
+             _orjson_dumps(doc, option=_SORT_KEYS).decode())
         )
 
     def add_finding(
@@ -152,7 +164,9 @@ class Batch:
             "evidence": evidence,
             "at": ev.at,
         }
-        self.writes.findings.append((ev.controller, ev.seq, code, dumps(doc)))
+        self.writes.findings.append(
+            (ev.controller, ev.seq, code, _orjson_dumps(doc, option=_SORT_KEYS).decode())
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     def take(self) -> Writes:

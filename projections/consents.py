@@ -59,8 +59,7 @@ def _given(b: Batch, ev: Event) -> None:
         "activity_id": ev.data.get("activity_id"),
         "expires_at": utc(ev.data["expires_at"]) if ev.data.get("expires_at") else None,
     }
-    for purpose in ev.data["purposes"]:
-        b.add_consent(ev, purpose, GIVEN, doc)
+    b.add_consent(ev, ev.data["purposes"], GIVEN, doc)
     if not ev.data.get("evidence_ref") and not ev.data.get("notice_hash"):
         b.add_finding(
             ev, "consent_without_evidence", "low",
@@ -88,7 +87,7 @@ def _withdrawn(b: Batch, ev: Event) -> None:
                 f" ({state_of(row, ev.at)})",
                 evidence,
             )
-        b.add_consent(ev, purpose, WITHDRAWN, doc)
+        b.add_consent(ev, [purpose], WITHDRAWN, doc)  # the next purpose's check sees it
 
 
 HANDLERS = {"consent.given": _given, "consent.withdrawn": _withdrawn}
