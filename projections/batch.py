@@ -4,7 +4,7 @@ the pending writes that one transaction will commit.
 Why a cache: replaying a million events at >100k events/s leaves a few microseconds per
 event, far less than a database round trip. Handlers therefore read and change plain
 dicts held here; ``take()`` hands every changed row to the store at the end of the batch,
-which writes them with ``executemany``/``COPY`` together with the new position.
+which writes them (one statement per table) together with the new position.
 
 The cache is only correct while this process is the single writer and every batch it
 applied was committed; the runner calls ``discard()`` when a commit fails, and the next

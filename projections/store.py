@@ -116,7 +116,9 @@ class ReadModelStore(Protocol):
       position of ``tracking.application_name`` forward;
     - ``max_tracking_id(name)`` is the last committed position (``None`` before any);
     - reads see only committed state; ``dump()`` is canonical (same rows, same bytes, on
-      every backend).
+      every backend);
+    - ``drop_indexes()`` / ``create_indexes()`` remove and rebuild ``INDEXES`` around a
+      load into an empty store; queries stay correct without them (only slower).
     """
 
     def commit(self, writes: Writes, tracking: Tracking) -> None: ...

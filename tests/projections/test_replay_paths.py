@@ -1,0 +1,108 @@
+"""The fast replay paths give the same read models as the plain ones.
+
+- a catch-up read by the reader process (``projections.prefetch``) equals one read in the
+  runner's thread, and stopping early (``max_events``) stops the reader process;
+- a load into an empty store drops the secondary indexes and builds them again;
+- a SQLite file of an older layout is emptied on open, and the runner rebuilds it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import StoreFactory
+from projection_streams import Scenario, generate
+
+from projections import prefetch
+from projections.runner import LogSource, ProjectionRunner, rebuild
+from projections.store import INDEXES, SQLiteStore
+
+
+class _InThread(LogSource):
+    """The same log, never read by a reader process."""
+
+    def prefetch(self, partition: int, after: int, chunk: int) -> prefetch.Prefetcher | None:
+        return None
+
+
+def test_reader_process_and_in_thread_reads_give_the_same_models(
+    scenario: Scenario, store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate(scenario, 3000, seed=21)
+    scenario.flush()
+    started: list[prefetch.Prefetcher] = []
+    real_init = prefetch.Prefetcher.__init__
+
+    def spy(self: prefetch.Prefetcher, *args: object) -> None:
+        real_init(self, *args)  # type: ignore[arg-type]
+        started.append(self)
+
+    monkeypatch.setattr(prefetch.Prefetcher, "__init__", spy)
+    ahead = store_factory()
+    n = ProjectionRunner(scenario.source(), ahead, batch_size=250).run_once()
+    assert started and all(p.proc.returncode is not None for p in started)
+    here = store_factory()
+    assert ProjectionRunner(_InThread(scenario.ledger.log), here, batch_size=250).run_once() == n
+    assert n == scenario.ledger.log.last_seq()
+    assert ahead.dump() == here.dump()
+
+
+def test_stopping_early_stops_the_reader_and_resumes_exactly(
+    scenario: Scenario, store_factory: StoreFactory
+) -> None:
+    generate(scenario, 3000, seed=22)
+    scenario.flush()
+    live = store_factory()
+    runner = ProjectionRunner(scenario.source(), live, batch_size=200)
+    assert runner.run_once(max_events=600) == 600
+    assert runner.position() == 600
+    runner.run_once()
+    fresh = store_factory()
+    rebuild(scenario.source(), fresh)
+    assert live.dump() == fresh.dump()
+
+
+def test_a_load_into_an_empty_store_rebuilds_its_indexes(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    generate(scenario, 1500, seed=23)
+    scenario.flush()
+    store = SQLiteStore(tmp_path / "rm.sqlite")
+    dropped: list[bool] = []
+    real_drop = store.drop_indexes
+
+    def drop() -> None:
+        real_drop()
+        dropped.append(True)
+
+    store.drop_indexes = drop  # type: ignore[method-assign]
+    ProjectionRunner(scenario.source(), store, batch_size=100).run_once()
+    assert dropped == [True]
+    conn = sqlite3.connect(tmp_path / "rm.sqlite")
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert set(INDEXES) <= names
+    store.close()
+
+
+def test_a_sqlite_file_of_an_older_layout_is_emptied_and_rebuilt(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    generate(scenario, 400, seed=24)
+    scenario.flush()
+    path = tmp_path / "rm.sqlite"
+    store = SQLiteStore(path)
+    rebuild(scenario.source(), store)
+    expected = store.dump()
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    store = SQLiteStore(path)
+    runner = ProjectionRunner(scenario.source(), store)
+    assert runner.position() == 0 and store.controllers() == []
+    runner.run_once()
+    assert store.dump() == expected
+    store.close()
