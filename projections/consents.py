@@ -27,12 +27,13 @@ def latest(
     """The row deciding the state of ``purpose`` at ``at`` (UTC text), or None. With
     ``activity_id``, rows for that activity count whatever their purpose."""
     best: ConsentRow | None = None
-    for row in rows:
-        if row[1] > at:
+    for row in rows:  # runs for every consent-checked event: no tuples made per row
+        row_at = row[1]
+        if row_at > at:
             continue
         if row[0] != purpose and (activity_id is None or row[5].get("activity_id") != activity_id):
             continue
-        if best is None or (row[1], row[2]) > (best[1], best[2]):
+        if best is None or row_at > best[1] or (row_at == best[1] and row[2] > best[2]):
             best = row
     return best
 

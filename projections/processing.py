@@ -40,12 +40,13 @@ def _performed(b: Batch, ev: Event) -> None:
         "event_id": ev.event_id,
     })
     activity = b.get("activity", ev.controller, aid)
-    if activity is None or activity.get("status") == "undeclared":
+    status = None if activity is None else activity.get("status")
+    if activity is None or status == "undeclared":
         b.add_finding(ev, "processing_undeclared_activity", "medium",
                       f"processing for activity {aid!r}, which is not in the record of"
                       " processing (Art. 30)", [ev.event_id])
     else:
-        if activity.get("status") == "retired":
+        if status == "retired":
             b.add_finding(ev, "processing_on_retired_activity", "medium",
                           f"processing for activity {aid!r} after it was retired",
                           [activity["events"][-1], ev.event_id])
@@ -60,10 +61,9 @@ def _performed(b: Batch, ev: Event) -> None:
 
 def _check_consent(b: Batch, ev: Event, activity: dict[str, Any] | None) -> None:
     aid = ev.data["activity_id"]
-    if ev.data.get("purpose"):
-        purposes = [ev.data["purpose"]]
-    else:
-        purposes = list((activity or {}).get("purposes") or []) or [f"activity:{aid}"]
+    asked = ev.data.get("purpose")
+    # Only read below: the activity's own list needs no copy.
+    purposes = [asked] if asked else (activity or {}).get("purposes") or [f"activity:{aid}"]
     assert ev.subject is not None
     rows = b.consent_history(ev.controller, ev.subject)
     states = []
