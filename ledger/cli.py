@@ -126,6 +126,15 @@ def _result_line(result: Any, as_json: bool) -> None:
     out(doc, as_json, f"{result.status}: {doc['event_id']} at index {doc.get('index')}")
 
 
+def _admin(data: Path, as_json: bool, action: Callable[[Any], Any]) -> None:
+    """Open the ledger, append one administration event, print its receipt."""
+    ledger = _open(data)
+    try:
+        _result_line(action(ledger), as_json)
+    finally:
+        ledger.close()
+
+
 @controller_app.command("register")
 @guarded
 def controller_register(
@@ -154,11 +163,7 @@ def controller_register(
         doc["answer_within_days"] = answer_within_days
     if lead_authority:
         doc["lead_authority"] = lead_authority
-    ledger = _open(data)
-    try:
-        _result_line(ledger.register_controller(id, doc), json)
-    finally:
-        ledger.close()
+    _admin(data, json, lambda ledger: ledger.register_controller(id, doc))
 
 
 @producer_app.command("register")
@@ -173,11 +178,8 @@ def producer_register(
 ) -> None:
     """Register a producer key for a controller, signed with the controller's admin key."""
     patterns = [t.strip() for t in types.split(",") if t.strip()]
-    ledger = _open(data)
-    try:
-        _result_line(ledger.register_producer(controller, id, public_key, patterns), json)
-    finally:
-        ledger.close()
+    _admin(data, json, lambda ledger: ledger.register_producer(controller, id, public_key,
+                                                               patterns))
 
 
 @producer_app.command("revoke")
@@ -193,11 +195,7 @@ def producer_revoke(
     from ledger.clock import SystemClock, format_rfc3339, parse_rfc3339
 
     when = format_rfc3339(parse_rfc3339(at) if at else SystemClock().now())
-    ledger = _open(data)
-    try:
-        _result_line(ledger.revoke_producer(controller, id, when), json)
-    finally:
-        ledger.close()
+    _admin(data, json, lambda ledger: ledger.revoke_producer(controller, id, when))
 
 
 @apikey_app.command("create")
