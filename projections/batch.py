@@ -24,9 +24,6 @@ from projections.prefetch import Row
 from projections.store import ReadModelStore, Writes, dumps
 
 _MISSING = object()
-# Hot-path names bound once (``dumps`` below is ``store.dumps`` inlined: same bytes).
-_orjson_dumps = orjson.dumps
-_SORT_KEYS = orjson.OPT_SORT_KEYS
 
 
 def utc(ts: str) -> str:
@@ -133,24 +130,25 @@ class Batch:
     def add_consent(
         self, ev: Event, purposes: list[str], action: str, doc: dict[str, Any]
     ) -> None:
-        """One history row per purpose, all sharing ``doc`` (serialised once)."""
+        """One history row per purpose, all sharing ``doc``."""
         assert ev.subject is not None
         history = self.consent_history(ev.controller, ev.subject)
-        text = _orjson_dumps(doc, option=_SORT_KEYS).decode()
         rows = self.writes.consents
         for purpose in purposes:
             history.append((purpose, ev.at, ev.seq, ev.event_id, action, doc))
             rows.append(
-                (ev.controller, ev.subject, purpose, ev.at, ev.seq, ev.event_id, action, text)
+                (ev.controller, ev.subject, purpose, ev.at, ev.seq, ev.event_id, action, doc)
             )
 
     # -- append-only facts ---------------------------------------------------------------
+    # Consent, record and finding documents go into the writes as dicts, and the store
+    # serialises them while the next batch is applied: they are made fresh for their
+    # event and never changed afterwards (entities are, hence ``take()`` serialises them).
     def add_record(
         self, ev: Event, kind: str, key: str | None, doc: dict[str, Any]
     ) -> None:
         self.writes.records.append(
-            (ev.controller, kind, ev.seq, ev.at, ev.subject, key, ev.event_id,
-             _orjson_dumps(doc, option=_SORT_KEYS).decode())
+            (ev.controller, kind, ev.seq, ev.at, ev.subject, key, ev.event_id, doc)
         )
 
     def add_finding(
@@ -164,9 +162,7 @@ class Batch:
             "evidence": evidence,
             "at": ev.at,
         }
-        self.writes.findings.append(
-            (ev.controller, ev.seq, code, _orjson_dumps(doc, option=_SORT_KEYS).decode())
-        )
+        self.writes.findings.append((ev.controller, ev.seq, code, doc))
 
     # -- lifecycle -----------------------------------------------------------------------
     def take(self) -> Writes:
