@@ -18,11 +18,13 @@ The child only reads; positions, commits and exactly-once stay with the runner.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 #: ``(seq, type, controller, body)`` — one event as the projections read it.
 Row = tuple[int, str, str, bytes]
@@ -44,16 +46,25 @@ class Prefetcher:
     child finds the end of the log (events appended later are read by the caller)."""
 
     def __init__(self, path: str, after: int, chunk: int) -> None:
+        # The child must import this module whatever the caller's working directory.
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "projections.prefetch", path, str(after), str(chunk)],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env,
         )
         assert self.proc.stdout is not None
         self._out = self.proc.stdout
 
     def __iter__(self) -> Iterator[list[Row]]:
+        """Chunks in order. If the child dies (its error is on stderr), the iteration just
+        ends early: the runner goes on reading in its own thread from the last row it got."""
         while True:
-            rows = pickle.load(self._out)
+            try:
+                rows = pickle.load(self._out)
+            except (EOFError, pickle.UnpicklingError):  # died, perhaps mid-chunk
+                return
             if rows is None:
                 return
             yield rows

@@ -40,17 +40,23 @@ def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
         target = f"{probe.dsn}{sep}options=-csearch_path%3D{probe.schema}"
     probe.close()
 
+    # Each kill lands after the worker committed something new (polled), plus a little:
+    # fixed sleeps stopped landing mid-stream once a replay got faster than they were.
+    watch = open_store(target)
     positions = []
-    for delay in (0.8, 0.5, 0.7, 0.4):
+    for extra in (0.0, 0.05, 0.02, 0.1):
+        before = watch.max_tracking_id("log/0") or 0
         p = _worker(scenario.data_dir, target, follow=True)
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while (watch.max_tracking_id("log/0") or 0) == before and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(extra)
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
-        live = open_store(target)
-        positions.append(live.max_tracking_id("log/0") or 0)
-        live.close()
+        positions.append(watch.max_tracking_id("log/0") or 0)
         if positions[-1] >= total:
             break
+    watch.close()
     done = _worker(scenario.data_dir, target, follow=False)
     _, err = done.communicate(timeout=300)
     assert done.returncode == 0, err.decode()

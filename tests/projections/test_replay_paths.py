@@ -1,7 +1,8 @@
 """The fast replay paths give the same read models as the plain ones.
 
 - a catch-up read by the reader process (``projections.prefetch``) equals one read in the
-  runner's thread, and stopping early (``max_events``) stops the reader process;
+  runner's thread; stopping early (``max_events``) stops the reader process; a reader
+  that dies leaves the rest to the runner's own reads;
 - a load into an empty store drops the secondary indexes and builds them again;
 - a SQLite file of an older layout is emptied on open, and the runner rebuilds it.
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,29 @@ def test_stopping_early_stops_the_reader_and_resumes_exactly(
     assert runner.run_once(max_events=600) == 600
     assert runner.position() == 600
     runner.run_once()
+    fresh = store_factory()
+    rebuild(scenario.source(), fresh)
+    assert live.dump() == fresh.dump()
+
+
+def test_a_reader_process_that_dies_leaves_the_rest_to_the_runner(
+    scenario: Scenario, store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate(scenario, 3000, seed=25)
+    scenario.flush()
+    real_iter = prefetch.Prefetcher.__iter__
+
+    def dying(self: prefetch.Prefetcher) -> Iterator[list[prefetch.Row]]:
+        chunks = real_iter(self)
+        yield next(chunks)
+        self.proc.kill()
+        self.proc.wait()
+        yield from chunks
+
+    monkeypatch.setattr(prefetch.Prefetcher, "__iter__", dying)
+    live = store_factory()
+    n = ProjectionRunner(scenario.source(), live, batch_size=200).run_once()
+    assert n == scenario.ledger.log.last_seq()
     fresh = store_factory()
     rebuild(scenario.source(), fresh)
     assert live.dump() == fresh.dump()
