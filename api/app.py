@@ -26,7 +26,7 @@ from ledger.schemas import default_schemas
 from ledger.service import Ledger
 
 CHECKPOINT_TICK_SECONDS = 0.2
-PROJECTION_TICK_SECONDS = 0.2
+PROJECTION_TICK_SECONDS = 0.5
 
 
 class Ticker:
@@ -69,6 +69,8 @@ def create_app(
     read_side: Any = "auto",
     max_body_bytes: int = ingest.MAX_BODY_BYTES,
     background: bool = False,
+    run_projections: bool = True,
+    on_shutdown: Callable[[], Any] | None = None,
     tasks: list[tuple[Callable[[], Any], float]] | None = None,
 ) -> FastAPI:
     """An app serving ``ledger``.
@@ -76,7 +78,8 @@ def create_app(
     With ``background``, the app's lifespan runs the checkpoint timer (``checkpoint_due``
     every 200 ms, so a checkpoint is signed at least every second while events arrive) and
     any extra ``tasks`` (``(fn, interval)``); the projection runner follows the log on
-    its own thread. ``read_side="auto"`` opens the projections' store in the data
+    its own thread unless ``run_projections`` is false (``serve`` runs it as a separate
+    process, off this one's GIL). ``read_side="auto"`` opens the projections' store in the data
     directory when the projections package is installed; pass ``None`` to serve without.
     """
     ingest_lock = threading.Lock()
@@ -93,7 +96,7 @@ def create_app(
                     ledger.log.checkpoint_due()
 
             tickers.append(Ticker(checkpoint, CHECKPOINT_TICK_SECONDS, "checkpoints").start())
-            if read_side is not None and read_side.follow:
+            if read_side is not None and read_side.follow and run_projections:
                 tickers.append(Ticker(read_side.step, PROJECTION_TICK_SECONDS,
                                       "projections").start())
             for fn, interval in tasks or []:
@@ -105,6 +108,10 @@ def create_app(
             app.state.alerts.stop()
             for t in tickers:
                 t.stop()
+            if on_shutdown is not None:
+                # uvicorn re-raises SIGTERM/SIGINT after shutdown, so code after
+                # uvicorn.run() may never run: closing belongs here.
+                on_shutdown()
 
     app = FastAPI(
         title="auditledger",
@@ -121,6 +128,7 @@ def create_app(
     app.state.read_side = read_side
     app.state.max_body_bytes = max_body_bytes
     app.state.ingest_lock = ingest_lock
+    app.state.group_commit = ingest.GroupCommit(ledger, ingest_lock)
     app.state.alerts = alerts.AlertState(ledger, read_side, clock)
     app.state.alert_queue_length = app.state.alerts.queue_length
 

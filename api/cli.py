@@ -5,8 +5,10 @@ imports ``api``); ``auditledger demo`` calls it as ``serve(data=..., port=...)``
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -23,6 +25,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    projections: Annotated[bool, typer.Option(
+        help="Run the projections (read models, alerts) beside the API.")] = True,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Serve the HTTP API, sign checkpoints every second and run the projections (and, on
@@ -44,25 +48,41 @@ def serve(
     except (ConfigError, OSError, ValueError) as exc:
         typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", err=True)
         raise typer.Exit(2) from None
-    app = create_app(ledger, background=True)
-    intake = None
+    from api.readside import open_read_side
+
+    # The projection runner is Python-heavy: in its own process it does not hold this
+    # one's GIL while requests are served (ingest throughput, read latency).
+    read_side = open_read_side(ledger, ledger.clock, follow=True) if projections else None
+    runner = None
+    if read_side is not None:
+        runner = subprocess.Popen([sys.executable, "-c", "from ledger.cli import main; main()",
+                                   "projections", "run", "--data", str(data), "--follow"],
+                                  stdout=subprocess.DEVNULL)
+    intake: Any = None
+
+    def close() -> None:
+        if intake is not None:
+            intake.stop()
+        if runner is not None:
+            runner.terminate()
+            runner.wait(timeout=30)
+        if read_side is not None:
+            read_side.close()
+        ledger.close()
+
+    # uvicorn re-raises SIGTERM/SIGINT after its shutdown, so code after uvicorn.run() may
+    # never run: closing happens in the app's lifespan (on_shutdown).
+    app = create_app(ledger, read_side=read_side, background=True, run_projections=False,
+                     on_shutdown=close)
     if ledger.cfg.backend == "kafka":
         # Producers that write straight to auditledger.intake.v1 are checked and sequenced
         # here, under the same lock as HTTP ingest (one writer per ledger).
         from ledger.intake import IntakeWorker
 
         intake = IntakeWorker(ledger, lock=app.state.ingest_lock).start()
-    try:
-        url = f"http://{host}:{port}"
-        info = {"url": url, "data": str(data), "log_public_key": ledger.verifier_key,
-                "backend": ledger.cfg.backend,
-                "projections": app.state.read_side is not None}
-        typer.echo(orjson.dumps(info).decode() if json else
-                   f"auditledger API on {url} (data {data}, {ledger.cfg.backend} log)")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
-    finally:
-        if intake is not None:
-            intake.stop()
-        if app.state.read_side is not None:
-            app.state.read_side.close()
-        ledger.close()
+    url = f"http://{host}:{port}"
+    info = {"url": url, "data": str(data), "log_public_key": ledger.verifier_key,
+            "backend": ledger.cfg.backend, "projections": read_side is not None}
+    typer.echo(orjson.dumps(info).decode() if json else
+               f"auditledger API on {url} (data {data}, {ledger.cfg.backend} log)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

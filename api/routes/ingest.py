@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import LedgerDep, MetricsDep, Writer
+from api.deps import MetricsDep, Writer
 from api.errors import ApiError, JSONBytes
 from api.schemas import Error, EventResult
 from ledger.apikeys import ApiKey
@@ -82,14 +82,69 @@ def foreign(item: Any, key: ApiKey) -> dict[str, Any] | None:
     }
 
 
-def submit(ledger: Ledger, lock: threading.Lock, items: list[Any], key: ApiKey) -> list[dict]:
+class GroupCommit:
+    """Coalesces concurrent requests into one ``ledger.submit`` (group commit).
+
+    Whoever finds the ledger idle becomes the leader: it takes every waiting request (up
+    to ``max_events`` events), submits them as one batch — one signature fan-out, one
+    fsync — and hands each request its slice of the results. Semantics are those of the
+    requests submitted one after another in arrival order (idempotency and conflicts
+    included): ingest treats a batch exactly like its events in sequence.
+    """
+
+    def __init__(self, ledger: Ledger, lock: threading.Lock, max_events: int = 2000) -> None:
+        self.ledger, self.lock, self.max_events = ledger, lock, max_events
+        self._cv = threading.Condition()
+        self._waiting: list[tuple[list[Any], dict[str, Any]]] = []
+        self._busy = False
+
+    def submit(self, batch: list[Any]) -> list[Any]:
+        slot: dict[str, Any] = {"done": False}
+        with self._cv:
+            self._waiting.append((batch, slot))
+            while not slot["done"]:
+                if self._busy:
+                    self._cv.wait()
+                    continue
+                self._busy = True
+                group, size = [], 0
+                while self._waiting and (not group or
+                                         size + len(self._waiting[0][0]) <= self.max_events):
+                    group.append(self._waiting.pop(0))
+                    size += len(group[-1][0])
+                self._cv.release()
+                try:
+                    self._run(group)
+                finally:
+                    self._cv.acquire()
+                    self._busy = False
+                    self._cv.notify_all()
+        if "error" in slot:
+            raise slot["error"]
+        return slot["results"]
+
+    def _run(self, group: list[tuple[list[Any], dict[str, Any]]]) -> None:
+        flat = [item for batch, _ in group for item in batch]
+        try:
+            with self.lock:  # one writer: the ingestor's registry view is not thread-safe
+                results = self.ledger.submit(flat)
+        except Exception as exc:
+            for _, slot in group:
+                slot.update(error=exc, done=True)
+            return
+        at = 0
+        for batch, slot in group:
+            slot.update(results=results[at : at + len(batch)], done=True)
+            at += len(batch)
+
+
+def submit(group: GroupCommit, items: list[Any], key: ApiKey) -> list[dict]:
     results: list[dict[str, Any] | None] = [foreign(item, key) for item in items]
     todo = [i for i, r in enumerate(results) if r is None]
     # Non-objects go in as bytes so ingest answers them with its own schema_violation.
     batch = [items[i] if isinstance(items[i], dict) else orjson.dumps(items[i]) for i in todo]
     if batch:
-        with lock:  # one writer: the ingestor's registry view is not thread-safe
-            done = ledger.submit(batch)
+        done = group.submit(batch)
         for i, res in zip(todo, done, strict=True):
             results[i] = res.to_dict()
     return results  # type: ignore[return-value]
@@ -131,11 +186,11 @@ def _status(result: dict[str, Any]) -> int:
     }},
 )
 async def post_events(
-    request: Request, key: Writer, ledger: LedgerDep, metrics: MetricsDep
+    request: Request, key: Writer, metrics: MetricsDep
 ) -> JSONBytes:
     body = await read_body(request, request.app.state.max_body_bytes)
     items, single = parse(body)
-    results = await run_in_threadpool(submit, ledger, request.app.state.ingest_lock, items, key)
+    results = await run_in_threadpool(submit, request.app.state.group_commit, items, key)
     metrics.ingested(results)
     if single:
         return JSONBytes(results[0], status_code=_status(results[0]))

@@ -1,0 +1,123 @@
+"""HTTP ingest benchmark: ``POST /v1/events`` with batches of 100 against ``auditledger
+serve`` (uvicorn, one process), load from this (second) process.
+
+``python -m bench.http_ingest [--events 50000] [--batch 100] [--concurrency 4]``.
+Events are signed before the clock starts (the producers' work). Measured: every event
+accepted, end to end over HTTP, durably appended (fsync per commit; concurrent requests are
+group-committed). Target ≥ 5,000/s. By default the server runs without projections
+(``serve --no-projections``: the ingest path alone); ``--projections`` adds the read side
+and alerts competing for the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.common import signed_events, summary
+from bench.http_common import CONTROLLER, Server, prepare
+
+
+def run(events: int = 50_000, batch: int = 100, concurrency: int = 4,
+        projections: bool = False) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="auditledger-bench-http-"))
+    try:
+        prep = prepare(tmp / "ledger")
+        t_sign = time.perf_counter()
+        stream = signed_events(events, CONTROLLER, "bench", prep.key,
+                               datetime.now(UTC) - timedelta(hours=1))
+        bodies = [b"[" + b",".join(stream[i : i + batch]) + b"]"
+                  for i in range(0, len(stream), batch)]
+        sign_s = time.perf_counter() - t_sign
+        server = Server(prep.data_dir, projections=projections)
+        try:
+            res = _load(server.url, prep.producer_token, bodies, events, batch, concurrency,
+                        sign_s)
+            res["projections"] = projections
+            res["text"] += " [projections " + ("on" if projections else "off") + "]"
+            return res
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load(url: str, token: str, bodies: list[bytes], events: int, batch: int,
+          concurrency: int, sign_s: float) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    work: queue.Queue[bytes] = queue.Queue()
+    for b in bodies[1:]:
+        work.put(b)
+    latencies: list[float] = []
+    accepted = [0]
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as warm:
+        first = warm.post("/v1/events", content=bodies[0]).json()  # warm-up, not counted
+    warm_n = sum(r["status"] == "accepted" for r in first)
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+            while True:
+                try:
+                    body = work.get_nowait()
+                except queue.Empty:
+                    return
+                s = time.perf_counter()
+                r = client.post("/v1/events", content=body)
+                ms = (time.perf_counter() - s) * 1000
+                if r.status_code != 200:
+                    errors.append(r.text[:200])
+                    continue
+                n = sum(x["status"] == "accepted" for x in orjson.loads(r.content))
+                with lock:
+                    latencies.append(ms)
+                    accepted[0] += n
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    total = accepted[0]
+    if errors or total + warm_n != events:
+        raise RuntimeError(f"{total + warm_n}/{events} accepted; errors: {errors[:3]}")
+    rate = total / elapsed
+    lat = summary(latencies)
+    result = {"events": total, "batch": batch, "concurrency": concurrency,
+              "seconds": round(elapsed, 3), "events_per_s": round(rate),
+              "request_latency": lat, "signing_s": round(sign_s, 2)}
+    result["text"] = (f"HTTP ingest: {total} events in {elapsed:.2f} s = {rate:,.0f} events/s "
+                      f"(batches of {batch}, {concurrency} client threads); request p50 "
+                      f"{lat['p50_ms']} ms, p99 {lat['p99_ms']} ms")
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=50_000)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--projections", action="store_true",
+                   help="Serve with the projections (and alerts) running beside the API.")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    res = run(args.events, args.batch, args.concurrency, args.projections)
+    print(orjson.dumps(res).decode() if args.json else res["text"])
+
+
+if __name__ == "__main__":
+    main()
