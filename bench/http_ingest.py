@@ -1,7 +1,7 @@
 """HTTP ingest benchmark: ``POST /v1/events`` with batches of 100 against ``auditledger
 serve`` (uvicorn, one process), load from this (second) process.
 
-``python -m bench.http_ingest [--events 50000] [--batch 100] [--concurrency 4]``.
+``python -m bench.http_ingest [--events 50000] [--batch 100] [--concurrency 8]``.
 Events are signed before the clock starts (the producers' work). Measured: every event
 accepted, end to end over HTTP, durably appended (fsync per commit; concurrent requests are
 group-committed). Target ≥ 5,000/s. By default the server runs without projections
@@ -28,7 +28,7 @@ from bench.common import signed_events, summary
 from bench.http_common import CONTROLLER, Server, prepare
 
 
-def run(events: int = 50_000, batch: int = 100, concurrency: int = 4,
+def run(events: int = 50_000, batch: int = 100, concurrency: int = 8,
         projections: bool = False) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="auditledger-bench-http-"))
     try:
@@ -110,7 +110,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=50_000)
     p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--projections", action="store_true",
                    help="Serve with the projections (and alerts) running beside the API.")
     p.add_argument("--json", action="store_true")

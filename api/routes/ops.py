@@ -23,7 +23,7 @@ def projection_lag(read_side: Any) -> tuple[bool, int | None, str | None]:
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 

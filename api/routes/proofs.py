@@ -43,7 +43,7 @@ def latest_covering(
 
 @router.get("/v1/controllers/{controller}/checkpoint", response_model=CheckpointOut,
             summary="The latest signed checkpoint (C2SP signed note)")
-def get_checkpoint(
+async def get_checkpoint(
     request: Request, controller: VisibleController, ledger: LedgerDep
 ) -> dict[str, Any]:
     cp = latest_covering(ledger, request.app.state.ingest_lock, controller, 1)
@@ -57,7 +57,7 @@ def get_checkpoint(
 @router.get("/v1/controllers/{controller}/proofs/inclusion/{event_id}",
             response_model=InclusionProof,
             summary="Inclusion proof of one event in the latest checkpoint")
-def get_inclusion(
+async def get_inclusion(
     request: Request,
     controller: VisibleController,
     event_id: Annotated[str, Path(max_length=100)],
@@ -78,7 +78,7 @@ def get_inclusion(
 @router.get("/v1/controllers/{controller}/proofs/consistency",
             response_model=ConsistencyProof,
             summary="Consistency proof between two tree sizes")
-def get_consistency(
+async def get_consistency(
     request: Request,
     controller: VisibleController,
     ledger: LedgerDep,
