@@ -145,3 +145,33 @@ def test_health(api: Api) -> None:
     assert r.status_code == 200 and r.json()["status"] == "ready"
     assert r.json()["log"]["ok"] is True
 
+
+
+def test_group_commit_gives_each_request_its_results(api: Api) -> None:
+    """Concurrent requests coalesced into one submit still get exactly their own results,
+    in order, with sequential semantics (a repeat across requests is a duplicate)."""
+    import threading
+
+    from api.routes.ingest import GroupCommit
+
+    group = GroupCommit(api.world.ledger, threading.Lock(), max_events=120)
+    batches = [[api.event() for _ in range(25)] for _ in range(8)]
+    batches[7][0] = batches[0][0]  # the same event in two requests
+    out: dict[int, list] = {}
+    start = threading.Barrier(8)
+
+    def post(n: int) -> None:
+        start.wait()
+        out[n] = group.submit(batches[n])
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for n, batch in enumerate(batches):
+        assert [r.event_id for r in out[n]] == [e["event_id"] for e in batch]
+    statuses = [out[0][0].status, out[7][0].status]
+    assert sorted(statuses) == ["accepted", "duplicate"]
+    indexes = [r.index for n in out for r in out[n]]
+    assert len(set(indexes)) == 8 * 25 - 1
