@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -66,6 +66,7 @@ class _Candidate:
     prepared: Prepared
     key: bytes
     message: bytes
+    occurred: datetime
 
 
 class _SignatureStream:
@@ -160,13 +161,12 @@ class Ingestor:
             env["event_id"], env["controller"], env["type"], env["producer"],
             env["occurred_at"], body, hashlib.sha256(message).digest(),
         )
-        return _Candidate(pos, env, prepared, key, message)
+        return _Candidate(pos, env, prepared, key, message, occurred)
 
     def _late_checks(self, cand: _Candidate, sig_ok: bool) -> None:
         if not sig_ok:
             raise Rejected(Code.BAD_SIGNATURE, "signature does not verify with the producer key")
-        occurred = parse_rfc3339(cand.env["occurred_at"])
-        if occurred - self.clock.now() > timedelta(seconds=MAX_CLOCK_SKEW_SECONDS):
+        if cand.occurred - self.clock.now() > timedelta(seconds=MAX_CLOCK_SKEW_SECONDS):
             raise Rejected(
                 Code.CLOCK_SKEW,
                 f"occurred_at is more than {MAX_CLOCK_SKEW_SECONDS} s in the future",

@@ -36,8 +36,13 @@ class Producer:
     types: tuple[str, ...]
     revoked_at: datetime | None = None
 
+    _verdicts: dict[str, bool] = field(default_factory=dict, repr=False)
+
     def allows(self, type_: str) -> bool:
-        return any(fnmatchcase(type_, pattern) for pattern in self.types)
+        verdict = self._verdicts.get(type_)
+        if verdict is None:  # a handful of types per producer: match each pattern once
+            verdict = self._verdicts[type_] = any(fnmatchcase(type_, p) for p in self.types)
+        return verdict
 
 
 @dataclass
