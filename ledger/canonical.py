@@ -21,19 +21,34 @@ MAX_SAFE_INT = 2**53 - 1
 
 
 def _fast_path_ok(value: Any) -> bool:
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return True
-    if t is int:
-        return -MAX_SAFE_INT <= value <= MAX_SAFE_INT
-    if t is dict:
-        for k, v in value.items():
-            if type(k) is not str or not k.isascii() or not _fast_path_ok(v):
+    """Whether orjson's sorted output is already JCS for ``value``. Iterative, with the
+    common scalars checked inline: this runs on every ingested event."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            for key in node:
+                if type(key) is not str or not key.isascii():
+                    return False
+            items: Any = node.values()
+        elif kind is list:
+            items = node
+        else:
+            items = (node,)
+        for item in items:
+            t = type(item)
+            if t is str or t is bool or item is None:
+                continue
+            if t is int:
+                if -MAX_SAFE_INT <= item <= MAX_SAFE_INT:
+                    continue
                 return False
-        return True
-    if t is list:
-        return all(_fast_path_ok(v) for v in value)
-    return False
+            if t is dict or t is list:
+                stack.append(item)
+                continue
+            return False
+    return True
 
 
 def canonical_bytes(value: Any) -> bytes:
