@@ -206,7 +206,11 @@ class SQLiteLog:
         if types:
             where.append(f"type IN ({','.join('?' * len(types))})")
             args.extend(types)
-        sql = f"SELECT {EVENT_COLS} FROM events WHERE {' AND '.join(where)} ORDER BY seq"
+        # Within one controller, seq order is leaf-index order (indexes are assigned in
+        # commit order), and ORDER BY idx walks the (controller, idx) index instead of
+        # sorting the controller's whole log for every page.
+        order = "idx" if controller is not None else "seq"
+        sql = f"SELECT {EVENT_COLS} FROM events WHERE {' AND '.join(where)} ORDER BY {order}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         # A separate connection, so a long read never blocks or is blocked by appends.
