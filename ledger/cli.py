@@ -252,6 +252,7 @@ def emit(
     json: JsonOpt = True,
 ) -> None:
     """Sign and send events; prints one result line per event. Exit 1 if any was rejected."""
+    from rich.console import Console
     from rich.progress import Progress
 
     from ledger.client import Client, DirectClient
@@ -269,7 +270,9 @@ def emit(
     rejected = 0
     try:
         pending: list[dict[str, Any]] = []
-        with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        # The bar goes to stderr: stdout carries one result line per event.
+        with Progress(console=Console(stderr=True), transient=True,
+                      disable=not sys.stderr.isatty()) as progress:
             task = progress.add_task("emitting", total=None)
 
             def send() -> None:
