@@ -62,3 +62,24 @@ def world(tmp_path: Path) -> Iterator[World]:
     w = make_world(tmp_path)
     yield w
     w.ledger.close()
+
+
+def wait_until_healthy(url: str, proc: Any, timeout: float = 30.0) -> None:
+    """Poll ``url``/healthz until a started ``auditledger serve`` process answers; fail with
+    its stderr if it dies first."""
+    import subprocess
+    import time
+
+    import httpx
+
+    assert isinstance(proc, subprocess.Popen)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "server died"
+        assert time.monotonic() < deadline, f"server at {url} did not come up in {timeout} s"
+        time.sleep(0.1)

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from ledger.envelope import pseudonym
-from tests.conftest import CONTROLLER
+from tests.conftest import CONTROLLER, wait_until_healthy
 
 CLI = [sys.executable, "-c", "from ledger.cli import main; main()"]
 
@@ -51,16 +51,7 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
     proc = subprocess.Popen([*CLI, "serve", "--data", str(data), "--port", str(port), "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
+    wait_until_healthy(url, proc, timeout=20)
     yield {"url": url, "producer": producer, "auditor": auditor, "key": key, "data": data}
     proc.terminate()
     proc.wait(timeout=10)

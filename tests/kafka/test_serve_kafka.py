@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from ledger.envelope import complete, pseudonym
 from ledger.signing import load_private_key
-from tests.conftest import CONTROLLER
+from tests.conftest import CONTROLLER, wait_until_healthy
 
 pytestmark = pytest.mark.kafka
 CLI = [sys.executable, "-c", "from ledger.cli import main; main()"]
@@ -52,16 +52,7 @@ def test_serve_sequences_the_intake_topic(tmp_path: Path, kafka_bootstrap: str) 
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.3)
+        wait_until_healthy(url, proc, timeout=60)
 
         key = load_private_key(key_file)
         good = complete({"type": "consent.given", "controller": CONTROLLER,
