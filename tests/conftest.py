@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,3 +84,26 @@ def wait_until_healthy(url: str, proc: Any, timeout: float = 30.0) -> None:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else "server died"
         assert time.monotonic() < deadline, f"server at {url} did not come up in {timeout} s"
         time.sleep(0.1)
+
+
+CLI = [sys.executable, "-c", "from ledger.cli import main; main()"]
+
+
+def cli_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``auditledger ARGS --json`` and return its last JSON line (fails on non-zero)."""
+    import subprocess
+
+    import orjson
+
+    out = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, check=True,
+                         env=env)
+    return orjson.loads(out.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,20 +23,12 @@ from ledger.clock import format_rfc3339, parse_rfc3339
 from ledger.envelope import complete
 from ledger.signing import load_private_key
 from tests.alerts.alerting import Receiver
+from tests.conftest import CLI, free_port
+from tests.conftest import cli_json as cli
 
-CLI = [sys.executable, "-c", "from ledger.cli import main; main()"]
 C = "NO-921119224"
 
 
-def cli(*args: str) -> dict[str, Any]:
-    out = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, check=True)
-    return orjson.loads(out.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

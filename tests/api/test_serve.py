@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,20 +15,8 @@ import orjson
 import pytest
 
 from ledger.envelope import pseudonym
-from tests.conftest import CONTROLLER, wait_until_healthy
-
-CLI = [sys.executable, "-c", "from ledger.cli import main; main()"]
-
-
-def cli(*args: str) -> dict:
-    out = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, check=True)
-    return orjson.loads(out.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import CLI, CONTROLLER, free_port, wait_until_healthy
+from tests.conftest import cli_json as cli
 
 
 @pytest.fixture

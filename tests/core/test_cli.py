@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-CLI = [sys.executable, "-c", "from ledger.cli import main; main()"]
+from tests.conftest import CLI
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

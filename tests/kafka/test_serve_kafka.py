@@ -4,9 +4,7 @@ are checked, sequenced and readable through the API; refusals land on the reject
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,34 +16,27 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from ledger.envelope import complete, pseudonym
 from ledger.signing import load_private_key
-from tests.conftest import CONTROLLER, wait_until_healthy
+from tests.conftest import CLI, CONTROLLER, cli_json, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.kafka
-CLI = [sys.executable, "-c", "from ledger.cli import main; main()"]
 
 
-def cli(env: dict[str, str], *args: str) -> dict:
-    out = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, check=True,
-                         env=env)
-    return orjson.loads(out.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_serve_sequences_the_intake_topic(tmp_path: Path, kafka_bootstrap: str) -> None:
     prefix = f"srv-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "AUDITLEDGER_KAFKA_TOPIC_PREFIX": prefix}
+
+    def run(*args: str) -> dict:
+        return cli_json(*args, env=env)
+
     data = tmp_path / "data"
-    admin = cli(env, "init", "--data", str(data), "--kafka", kafka_bootstrap)["admin_api_key"]
-    cli(env, "controller", "register", "--data", str(data), "--id", CONTROLLER, "--name", "B AS",
+    admin = run("init", "--data", str(data), "--kafka", kafka_bootstrap)["admin_api_key"]
+    run("controller", "register", "--data", str(data), "--id", CONTROLLER, "--name", "B AS",
         "--country", "NO", "--tz", "Europe/Oslo")
     key_file = tmp_path / "web.pem"
-    pub = cli(env, "keygen", "--out", str(key_file))["public_key"]
-    cli(env, "producer", "register", "--data", str(data), "--controller", CONTROLLER,
+    pub = run("keygen", "--out", str(key_file))["public_key"]
+    run("producer", "register", "--data", str(data), "--controller", CONTROLLER,
         "--id", "web", "--public-key", pub, "--types", "consent.*")
     port = free_port()
     proc = subprocess.Popen([*CLI, "serve", "--data", str(data), "--port", str(port)],
