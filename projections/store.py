@@ -416,6 +416,9 @@ class PostgresStore(_StoreBase):
         from psycopg.conninfo import conninfo_to_dict
 
         _SQLText.__init__(self)
+        self.copy_sql = {
+            t: f"COPY {t} ({', '.join(cols)}) FROM STDIN" for t, cols in COLUMNS.items()
+        }
         info = conninfo_to_dict(dsn)
         found = re.search(r"search_path=([A-Za-z_][A-Za-z0-9_]*)", str(info.get("options", "")))
         schema = schema or (found.group(1) if found else "public")
@@ -465,12 +468,17 @@ class PostgresStore(_StoreBase):
             self.recorder._insert_tracking(c, tracking)
 
     def _write_pg(self, c: Any, writes: Writes) -> None:
-        """One ``INSERT … SELECT`` over ``jsonb_array_elements`` per table: the client
-        sends one JSON text per table (``orjson``, in C) and the server unpacks the rows in
-        its own process. ``COPY`` with ``write_row`` formats every row in Python under the
-        GIL, which the applier thread needs; an executemany round-trips per row."""
+        """Append-only rows go in with ``COPY … FROM STDIN`` (psycopg formats the rows in
+        C): the server only parses tab-separated text, about a third of what unpacking the
+        same rows from one ``jsonb`` array cost it. Entities are upserts, which ``COPY``
+        cannot do: one ``INSERT … SELECT`` over ``jsonb_array_elements`` per batch."""
         for table, rows in _rows(writes):
-            c.execute(self.insert_json[table], (_json_array(rows).decode(),))
+            if table == "entities":
+                c.execute(self.insert_json[table], (_json_array(rows).decode(),))
+                continue
+            with c.copy(self.copy_sql[table]) as copy:
+                for row in rows:
+                    copy.write_row(row)
 
     def max_tracking_id(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from conftest import StoreFactory
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -73,3 +74,32 @@ def test_dump_is_canonical_and_reset_empties(store_factory: StoreFactory) -> Non
     a.reset()
     assert a.max_tracking_id("log/0") is None
     assert a.dump() == b"# entities\n# consents\n# records\n# findings\n"
+
+
+AWKWARD = 'tab\there, newline\nthere, back\\slash, "quotes", \\N, comma, æøå 🦊, \r'
+
+
+def test_awkward_text_and_nulls_are_stored_exactly(store: ReadModelStore) -> None:
+    """Every write path (SQLite's JSON rows, PostgreSQL's COPY) must give back the exact
+    text it was given: the escapes of COPY's text format and of JSON are not the data."""
+    doc = {"detail": AWKWARD, "empty": "", "none": None}
+    w = Writes()
+    w.entities[("rights_request", "C1", AWKWARD)] = doc
+    w.consents.append(("C1", AWKWARD, AWKWARD, "2026-01-01T00:00:00.000Z", 1, AWKWARD,
+                       "given", dumps(doc)))
+    w.records.append(("C1", "processing", 1, "2026-01-01T00:00:00.000Z", None, None, "e1",
+                      dumps(doc)))
+    w.records.append(("C1", "processing", 2, "2026-01-01T00:00:00.000Z", AWKWARD, "",
+                      "e2", doc))  # a dict document is serialised by the store
+    w.findings.append(("C1", 1, AWKWARD, dumps(doc)))
+    store.commit(w, Tracking("log/0", 1))
+    assert store.entity("rights_request", "C1", AWKWARD) == doc
+    assert store.consent_rows("C1", AWKWARD) == [
+        (AWKWARD, "2026-01-01T00:00:00.000Z", 1, AWKWARD, "given", doc)]
+    assert store.records("C1", "processing", subject=AWKWARD) == [doc]
+    assert store.records("C1", "processing", key="") == [doc]
+    assert store.records("C1", "processing") == [doc, doc]
+    assert store.findings("C1") == [doc]
+    dump = store.dump()
+    assert b'"C1","processing",1,"2026-01-01T00:00:00.000Z",null,null,"e1"' in dump
+    assert orjson.dumps(dumps(doc)) in dump  # the document text, as one JSON string
