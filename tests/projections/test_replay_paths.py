@@ -112,6 +112,24 @@ def test_a_load_into_an_empty_store_rebuilds_its_indexes(
     store.close()
 
 
+def test_indexes_are_dropped_for_a_load_only_where_the_store_asks(
+    scenario: Scenario, store_factory: StoreFactory
+) -> None:
+    """SQLite builds its secondary indexes after a load into an empty store; PostgreSQL
+    keeps maintaining them (its server does that work in parallel with the projection)."""
+    generate(scenario, 300, seed=25)
+    scenario.flush()
+    store = store_factory()
+    calls: list[str] = []
+    for name in ("drop_indexes", "create_indexes"):
+        real = getattr(store, name)
+        setattr(store, name, lambda real=real, name=name: (calls.append(name), real()))
+    ProjectionRunner(scenario.source(), store, batch_size=100).run_once()
+    expected = ["drop_indexes", "create_indexes"] if store.indexes_after_load else []
+    assert calls == expected
+    assert isinstance(store, SQLiteStore) == store.indexes_after_load
+
+
 def test_a_sqlite_file_of_an_older_layout_is_emptied_and_rebuilt(
     scenario: Scenario, tmp_path: Path
 ) -> None:
