@@ -134,6 +134,12 @@ StoreOpt = Annotated[
     typer.Option("--store", help="Read-model store: a PostgreSQL DSN, or a SQLite file "
                  "(default DIR/readmodels.sqlite; env AUDITLEDGER_READMODEL_DSN)."),
 ]
+SourceOpt = Annotated[
+    str,
+    typer.Option("--source", help="log: the log of record (SQLite, or a Kafka ledger's"
+                 " index), one position; kafka: the events topic read directly, one"
+                 " position per topic-partition (Kafka ledgers)."),
+]
 
 
 def _store_target(data: Path, store: str | None) -> str:
@@ -147,14 +153,21 @@ def _store_target(data: Path, store: str | None) -> str:
     return str(Config(data_dir=data).readmodel_db)
 
 
-def _open_source(data: Path):  # type: ignore[no-untyped-def]
+def _open_source(data: Path, kind: str = "log"):  # type: ignore[no-untyped-def]
     from ledger.config import ConfigError
     from projections.runner import open_source
 
     try:
-        return open_source(data)
-    except (ConfigError, OSError) as exc:
+        return open_source(data, kind)
+    except (ConfigError, OSError, LookupError) as exc:
         _fail(str(exc))
+
+
+def _close(source: object, log: object) -> None:
+    close = getattr(source, "close", None)
+    if close is not None:  # a Kafka source's consumer
+        close()
+    log.close()  # type: ignore[attr-defined]
 
 
 @projections_app.command("rebuild")
@@ -162,6 +175,7 @@ def projections_rebuild(
     data: DataOpt,
     store: StoreOpt = None,
     batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 50_000,
+    source_kind: SourceOpt = "log",
     as_json: JsonOpt = False,
 ) -> None:
     """Replay the whole log into fresh read models. A SQLite store is built beside the live
@@ -172,7 +186,7 @@ def projections_rebuild(
     from projections.runner import rebuild
     from projections.store import open_store
 
-    source, log = _open_source(data)
+    source, log = _open_source(data, source_kind)
     target = _store_target(data, store)
     is_file = not (target.startswith(("postgresql://", "postgres://")) or "dbname=" in target)
     build_at = target + ".rebuild" if is_file else target
@@ -185,7 +199,7 @@ def projections_rebuild(
         n = rebuild(source, rm, batch_size)
     finally:
         rm.close()
-        log.close()
+        _close(source, log)
     if is_file:
         for suffix in ("-wal", "-shm"):
             Path(target + suffix).unlink(missing_ok=True)
@@ -201,41 +215,57 @@ def projections_run(
     store: StoreOpt = None,
     batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 50_000,
     follow: Annotated[bool, typer.Option("--follow", help="Keep following the log.")] = False,
+    source_kind: SourceOpt = "log",
     as_json: JsonOpt = False,
 ) -> None:
     """Apply the events not yet projected (exactly once), then exit, or follow."""
     from projections.runner import ProjectionRunner
     from projections.store import open_store
 
-    source, log = _open_source(data)
+    source, log = _open_source(data, source_kind)
     rm = open_store(_store_target(data, store))
     runner = ProjectionRunner(source, rm, batch_size)
     try:
         if follow:
             runner.run_forever()
         n = runner.run_once()
-        payload = {"events": n, "position": runner.position()}
+        payload = {"events": n, "position": runner.position(),
+                   "positions": _positions(runner)}
     finally:
         rm.close()
-        log.close()
+        _close(source, log)
     _emit(payload, as_json, f"applied {n} events, position {payload['position']}")
 
 
 @projections_app.command("status")
-def projections_status(data: DataOpt, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """How far the read models are behind the log."""
+def projections_status(
+    data: DataOpt, store: StoreOpt = None, source_kind: SourceOpt = "log",
+    as_json: JsonOpt = False,
+) -> None:
+    """How far the read models are behind the log (``position``/``log``/``lag`` of the
+    log index; ``positions`` per tracked topic-partition with ``--source kafka``)."""
     from projections.runner import ProjectionRunner
     from projections.store import open_store
 
-    source, log = _open_source(data)
+    source, log = _open_source(data, source_kind)
     rm = open_store(_store_target(data, store))
     try:
-        pos = ProjectionRunner(source, rm).position()
-        payload = {"position": pos, "log": log.last_seq(), "lag": log.last_seq() - pos}
+        runner = ProjectionRunner(source, rm)
+        pos = runner.position()
+        payload: dict[str, Any] = {"position": pos, "log": log.last_seq(),
+                                   "lag": sum(source.lag(p, runner.position(p))
+                                              for p in source.partitions()),
+                                   "positions": _positions(runner)}
     finally:
         rm.close()
-        log.close()
+        _close(source, log)
     _emit(payload, as_json, " ".join(f"{k}={v}" for k, v in payload.items()))
+
+
+def _positions(runner: Any) -> dict[str, int]:
+    """``{"<source>/<partition>": next position}`` of every partition of the source."""
+    return {f"{runner.source.source}/{p}": runner.position(p)
+            for p in runner.source.partitions()}
 
 
 def report(

@@ -56,16 +56,15 @@ class Position:
 
 
 class EventSource(Protocol):
-    """Where events come from. ``read`` returns ``(position, event)`` pairs after
-    ``after`` in order; positions strictly increase within a partition. ``read_rows`` is
-    the same as ``(position, type, controller, body)`` rows — all the projections read —
-    and ``prefetch`` may return a reader that reads ahead in another process (or None)."""
+    """Where events come from: ``LogSource`` (any ``Log``, one partition) or
+    ``projections.kafka_source.KafkaSource`` (the events topic, one position per
+    partition). ``read_rows`` returns ``(position, type, controller, body)`` rows after
+    ``after``, in order, positions strictly increasing within a partition; ``prefetch``
+    may return a reader that reads ahead in another process (or None)."""
 
     source: str
 
     def partitions(self) -> Sequence[int]: ...
-
-    def read(self, partition: int, after: int, limit: int) -> list[tuple[int, StoredEvent]]: ...
 
     def read_rows(self, partition: int, after: int, limit: int) -> list[Row]: ...
 
@@ -223,17 +222,30 @@ class ProjectionRunner:
         self.store.wait(name, position, timeout)
 
 
-def open_source(data_dir: Path) -> tuple[EventSource, Log]:
-    """The log of a data directory as an event source (and the log, for closing)."""
+def open_source(data_dir: Path, kind: str = "log") -> tuple[EventSource, Log]:
+    """The events of a data directory as an event source (and its log, for closing).
+
+    ``kind="log"``: the log of record through the ``Log`` interface (SQLite, or the
+    Kafka ledger's local index), one partition. ``kind="kafka"``: the events topic of a
+    Kafka ledger read directly, one position per topic-partition."""
     from ledger.clock import SystemClock
-    from ledger.config import Config
+    from ledger.config import Config, ConfigError
     from ledger.sequencer import CheckpointSigner
     from ledger.service import open_log
     from ledger.signing import load_private_key
 
     cfg = Config.load(data_dir)
+    if kind not in ("log", "kafka"):
+        raise ConfigError(f"unknown event source {kind!r} (log | kafka)")
+    if kind == "kafka" and cfg.backend != "kafka":
+        raise ConfigError(f"{data_dir} is not a Kafka ledger: no topic to read")
     signer = CheckpointSigner(load_private_key(cfg.log_key_file), cfg.log_key_name)
     log = open_log(cfg, signer, SystemClock())
+    if kind == "kafka":
+        from projections.kafka_source import KafkaSource
+
+        assert cfg.kafka_bootstrap is not None
+        return KafkaSource(cfg.kafka_bootstrap, cfg.kafka_topic("events")), log
     return LogSource(log), log
 
 
