@@ -300,3 +300,21 @@ def report(
     finally:
         rm.close()
     typer.echo(RENDERERS[format](doc))
+
+
+def bench_projections(
+    events: Annotated[int, typer.Option(help="Events in the log replayed.")] = 1_000_000,
+    backend: Annotated[str, typer.Option(help="sqlite | postgres | both")] = "both",
+    pg_dsn: Annotated[str | None, typer.Option(
+        "--pg-dsn", help="PostgreSQL DSN (default: a private cluster for the run).")] = None,
+    workdir: Annotated[Path | None, typer.Option(
+        help="Where the log is built once and reused.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 50_000,
+) -> None:
+    """Projection benchmark: replay events/s into empty read models and a subject's
+    consent-state latency, one JSON line per store (docs/benchmarks.md, "Projections")."""
+    from bench.projections import run
+
+    if backend not in ("sqlite", "postgres", "both"):
+        _fail(f"--backend: sqlite, postgres or both, not {backend!r}")
+    run(events, backend, pg_dsn, workdir, batch_size)
