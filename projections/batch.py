@@ -87,6 +87,8 @@ class Batch:
         self.authoritative = False
         self._entities: dict[tuple[str, str, str], Any] = {}
         self._consents: dict[str, dict[str, list[ConsentRow]]] = {}
+        # (controller, subject) -> (keys_destroyed_at, event_id) of its erasure, or None
+        self._erasures: dict[tuple[str, str], tuple[str, str] | None] = {}
         self._consent_count = 0  # histories cached, over all controllers
         self.writes = Writes()
 
@@ -134,6 +136,28 @@ class Batch:
             self._consent_count += 1
         return rows
 
+    # -- erasures --------------------------------------------------------------------------
+    def erasure(self, controller: str, subject: str) -> tuple[str, str] | None:
+        """``(keys_destroyed_at, event_id)`` of the subject's first erasure, or None."""
+        if not self._erasures and self.authoritative:
+            return None  # the common case of a rebuild: nobody erased yet
+        k = (controller, subject)
+        found = self._erasures.get(k, _MISSING)
+        if found is _MISSING:
+            found = None
+            if not self.authoritative:
+                docs = self.store.records(controller, "erasure", subject=subject)
+                if docs:
+                    first = min(docs, key=lambda d: d["keys_destroyed_at"])
+                    found = (first["keys_destroyed_at"], first["event_id"])
+            self._erasures[k] = found
+        return found  # type: ignore[return-value]
+
+    def note_erasure(self, controller: str, subject: str, at: str, event_id: str) -> None:
+        current = self.erasure(controller, subject)
+        if current is None or at < current[0]:
+            self._erasures[(controller, subject)] = (at, event_id)
+
     def add_consent(
         self, ev: Event, purposes: list[str], action: str, doc: dict[str, Any]
     ) -> None:
@@ -180,7 +204,7 @@ class Batch:
         # Serialise now, on this thread: the cached dicts go on changing with the next
         # batch while this one commits, and a commit must hold exactly this batch's state.
         writes.entities = {k: dumps(doc) for k, doc in writes.entities.items()}
-        if len(self._entities) + self._consent_count > self.cache_limit:
+        if len(self._entities) + self._consent_count + len(self._erasures) > self.cache_limit:
             self.discard()
         return writes
 
@@ -188,6 +212,7 @@ class Batch:
         """Forget everything cached (after a failed commit, or to bound memory)."""
         self._entities.clear()
         self._consents.clear()
+        self._erasures.clear()
         self._consent_count = 0
         self.writes = Writes()
         self.authoritative = False

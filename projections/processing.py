@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections import consents
+from projections import consents, erasure
 from projections.batch import Batch, Event
 from projections.ropa import as_list
 
@@ -55,8 +55,10 @@ def _performed(b: Batch, ev: Event) -> None:
             b.add_finding(ev, "processing_basis_not_declared", "medium",
                           f"basis {d['basis']} is not among those declared for {aid!r}:"
                           f" {', '.join(declared)}", [activity["events"][0], ev.event_id])
-    if d["basis"] == CONSENT_BASIS and ev.subject is not None:
-        _check_consent(b, ev, activity)
+    if ev.subject is not None:
+        erasure.check_processing(b, ev)
+        if d["basis"] == CONSENT_BASIS:
+            _check_consent(b, ev, activity)
 
 
 def _check_consent(b: Batch, ev: Event, activity: dict[str, Any] | None) -> None:

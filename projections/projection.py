@@ -20,7 +20,16 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
 from ledger.log.base import StoredEvent
-from projections import breaches, consents, controllers, processing, recipients, rights, ropa
+from projections import (
+    breaches,
+    consents,
+    controllers,
+    erasure,
+    processing,
+    recipients,
+    rights,
+    ropa,
+)
 from projections import transfers as transfer_model
 from projections.batch import Batch, Event, row_of
 from projections.prefetch import Row
@@ -29,8 +38,8 @@ from projections.store import ReadModelStore, Writes
 Handler = Callable[[Batch, Event], None]
 
 HANDLERS: dict[str, Handler] = {}
-for _module in (controllers, recipients, ropa, consents, processing, transfer_model, rights,
-                breaches):
+for _module in (controllers, recipients, ropa, consents, erasure, processing, transfer_model,
+                rights, breaches):
     HANDLERS.update(_module.HANDLERS)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from ledger.clock import Clock, SystemClock, format_rfc3339, parse_rfc3339
 from projections import breaches as breach_model
 from projections import consents as consent_model
+from projections import erasure as erasure_model
 from projections import recipients as recipient_model
 from projections import rights as rights_model
 from projections import ropa as ropa_model
@@ -102,7 +103,9 @@ def consents(
     """The consent state of ``subject`` (its pseudonym) for every purpose, at ``as_of``
     (default now): ``{"controller", "subject", "as_of", "purposes": [{"purpose", "state",
     "given_at", "withdrawn_at", "expires_at", "method", "notice_version", "evidence_ref",
-    "withdrawal_method", "evidence"}]}``; ``state`` is given | withdrawn | expired | none."""
+    "withdrawal_method", "evidence"}], "erased"}``; ``state`` is given | withdrawn |
+    expired | none; ``erased`` is ``{"at", "request_id", "event_id"}`` when the subject's
+    keys had been destroyed by ``as_of`` (``subject.erased``), else null."""
     _controller_doc(store, controller)
     if as_of is None:
         at = format_rfc3339(_now(clock))
@@ -111,8 +114,10 @@ def consents(
     else:
         at = utc(as_of)
     rows = store.consent_rows(controller, subject)
+    erased = erasure_model.view([d for d in store.records(controller, "erasure", subject=subject)
+                                 if d["keys_destroyed_at"] <= at])
     return {"controller": controller, "subject": subject, "as_of": at,
-            "purposes": consent_model.view(rows, at)}
+            "purposes": consent_model.view(rows, at), "erased": erased}
 
 
 def recipients(store: ReadModelStore, controller: str, status: str | None = None

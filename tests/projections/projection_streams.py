@@ -143,6 +143,9 @@ def generate(s: Scenario, n: int, seed: int = 7,
         elif k < 0.33:
             s.add("consent.withdrawn", {"purposes": ["marketing"], "method": "account_page"},
                   at, who)
+        elif k < 0.34:  # erasure (crypto-shredding); later processing of `who` is a finding
+            s.add("subject.erased", {"keys_destroyed_at": ts(at), "key_ids": [f"k-{count}"]},
+                  at, who)
         elif k < 0.60:
             act = rnd.choice(["newsletter", "newsletter", "billing", "support", "ghost"])
             basis = {"newsletter": "A6-1-a", "billing": "A6-1-b", "support": "A6-1-f",

@@ -93,6 +93,51 @@ def test_expired_consent_does_not_cover_processing(scenario: Scenario, store: Re
     assert [g, p] in codes(store, "2026-05-01T00:00")["processing_without_consent"]
 
 
+def test_erasure_is_a_fact_and_later_processing_a_finding(
+    scenario: Scenario, store: ReadModelStore
+) -> None:
+    """``subject.erased``: the consent view shows it from the instant the keys were
+    destroyed; processing of the pseudonym after that instant is
+    ``processing_after_erasure`` — also when the erasure was applied in an earlier run
+    (the check then reads it from the store)."""
+    setup(scenario)
+    erin = scenario.subject("erin@example.org")
+    given = scenario.add("consent.given", {"purposes": ["marketing"], "method": "web",
+                                           "notice_version": "v1", "evidence_ref": "e"},
+                         at("2026-03-01T10:00"), "erin@example.org")
+    before = scenario.add("processing.performed", {"activity_id": "billing", "basis": "A6-1-b",
+                                                   "data_categories": ["contact"]},
+                          at("2026-03-02T10:00"), "erin@example.org")
+    erased = scenario.add("subject.erased", {"request_id": "dsr-9",
+                                             "keys_destroyed_at": "2026-03-03T11:00:00+01:00",
+                                             "key_ids": ["k1"]},
+                          at("2026-03-03T10:05"), "erin@example.org")
+    same_run = scenario.add("processing.performed", {"activity_id": "newsletter",
+                                                     "basis": "A6-1-a",
+                                                     "data_categories": ["contact"]},
+                            at("2026-03-03T10:30"), "erin@example.org")
+    scenario.project(store)
+    later_run = scenario.add("processing.performed", {"activity_id": "billing",
+                                                      "basis": "A6-1-b",
+                                                      "data_categories": ["contact"]},
+                             at("2026-04-01T10:00"), "erin@example.org")
+    other = scenario.add("processing.performed", {"activity_id": "billing", "basis": "A6-1-b",
+                                                  "data_categories": ["contact"]},
+                         at("2026-04-01T10:00"), "frank@example.org")
+    scenario.project(store)
+
+    assert q.consents(store, CID, erin, as_of="2026-03-03T09:59:59Z")["erased"] is None
+    view = q.consents(store, CID, erin, as_of="2026-03-03T10:00:00Z")
+    assert view["erased"] == {"at": "2026-03-03T10:00:00.000Z", "request_id": "dsr-9",
+                              "event_id": erased}
+    assert view["purposes"][0]["evidence"] == [given]  # the history is kept
+    found = codes(store, "2026-06-01T00:00")["processing_after_erasure"]
+    assert sorted(found) == sorted([[erased, same_run], [erased, later_run]])
+    assert not any(e in ev for ev in found for e in (before, other))
+    records = q.processing(store, CID, subject=erin)
+    assert [r["event_id"] for r in records] == [before, same_run, later_run]
+
+
 # -- transfers -----------------------------------------------------------------------------
 
 def test_transfers_are_judged_on_their_day(scenario: Scenario, store: ReadModelStore):
