@@ -67,6 +67,17 @@ class Event:
         self.data: dict[str, Any] = env.get("data") or {}
 
 
+def present(doc: dict[str, Any], data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``doc`` with the fields of ``data`` named in ``names`` that are set (not null):
+    stored documents leave nulls out (``projections.store.RECORD_FIELDS``)."""
+    get = data.get
+    for name in names:
+        value = get(name)
+        if value is not None:
+            doc[name] = value
+    return doc
+
+
 def row_of(ev: StoredEvent) -> Row:
     """The row the projections read, from a full stored event."""
     return (ev.seq, ev.type, ev.controller, ev.body)
@@ -180,6 +191,8 @@ class Batch:
     def add_record(
         self, ev: Event, kind: str, key: str | None, doc: dict[str, Any]
     ) -> None:
+        """``doc`` holds the record's own fields, nulls left out; ``subject``,
+        ``occurred_at`` (UTC) and ``event_id`` are the row's columns."""
         self.writes.records.append(
             (ev.controller, kind, ev.seq, ev.at, ev.subject, key, ev.event_id, dumps(doc))
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from projections.batch import Batch, ConsentRow, Event, utc
+from projections.batch import Batch, ConsentRow, Event, present, utc
 
 GIVEN, WITHDRAWN, EXPIRED, NONE = "given", "withdrawn", "expired", "none"
 
@@ -52,14 +52,11 @@ def state_of(row: ConsentRow | None, at: str) -> str:
 def _given(b: Batch, ev: Event) -> None:
     if ev.subject is None:  # the envelope schema requires one; kept defensive
         return
-    doc = {
-        "method": ev.data.get("method"),
-        "notice_version": ev.data.get("notice_version"),
-        "notice_hash": ev.data.get("notice_hash"),
-        "evidence_ref": ev.data.get("evidence_ref"),
-        "activity_id": ev.data.get("activity_id"),
-        "expires_at": utc(ev.data["expires_at"]) if ev.data.get("expires_at") else None,
-    }
+    # Stored without nulls (readers use ``.get``): half the bytes of a consent row.
+    doc = present({}, ev.data, ("method", "notice_version", "notice_hash", "evidence_ref",
+                                "activity_id"))
+    if ev.data.get("expires_at"):
+        doc["expires_at"] = utc(ev.data["expires_at"])
     b.add_consent(ev, ev.data["purposes"], GIVEN, doc)
     if not ev.data.get("evidence_ref") and not ev.data.get("notice_hash"):
         b.add_finding(
@@ -73,11 +70,7 @@ def _withdrawn(b: Batch, ev: Event) -> None:
     if ev.subject is None:
         return
     rows = b.consent_history(ev.controller, ev.subject)
-    doc = {
-        "method": ev.data.get("method"),
-        "evidence_ref": ev.data.get("evidence_ref"),
-        "activity_id": ev.data.get("activity_id"),
-    }
+    doc = present({}, ev.data, ("method", "evidence_ref", "activity_id"))
     for purpose in ev.data["purposes"]:
         row = latest(rows, purpose, ev.at)
         if state_of(row, ev.at) != GIVEN:

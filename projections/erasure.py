@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.batch import Batch, Event, utc
+from projections.batch import Batch, Event, present, utc
 
 
 def _erased(b: Batch, ev: Event) -> None:
@@ -27,15 +27,8 @@ def _erased(b: Batch, ev: Event) -> None:
         return
     d = ev.data
     at = utc(d["keys_destroyed_at"])
-    b.add_record(ev, "erasure", d.get("request_id"), {
-        "request_id": d.get("request_id"),
-        "keys_destroyed_at": at,
-        "key_ids": d.get("key_ids"),
-        "reason": d.get("reason"),
-        "subject": ev.subject,
-        "occurred_at": ev.at,
-        "event_id": ev.event_id,
-    })
+    b.add_record(ev, "erasure", d.get("request_id"),
+                 present({"keys_destroyed_at": at}, d, ("request_id", "key_ids", "reason")))
     b.note_erasure(ev.controller, ev.subject, at, ev.event_id)
 
 

@@ -18,27 +18,20 @@ from __future__ import annotations
 from typing import Any
 
 from projections import consents, erasure
-from projections.batch import Batch, Event
+from projections.batch import Batch, Event, present
 from projections.ropa import as_list
 
 CONSENT_BASIS = "A6-1-a"
+_PROCESSING_OPTIONAL = ("purpose", "operation", "subject_count", "special_category_condition")
+_DISCLOSURE_OPTIONAL = ("activity_id", "subject_count", "basis", "purpose", "reference")
 
 
 def _performed(b: Batch, ev: Event) -> None:
     d = ev.data
     aid = d["activity_id"]
-    b.add_record(ev, "processing", aid, {
-        "activity_id": aid,
-        "basis": d["basis"],
-        "purpose": d.get("purpose"),
-        "data_categories": d["data_categories"],
-        "operation": d.get("operation"),
-        "subject_count": d.get("subject_count"),
-        "special_category_condition": d.get("special_category_condition"),
-        "subject": ev.subject,
-        "occurred_at": ev.at,
-        "event_id": ev.event_id,
-    })
+    b.add_record(ev, "processing", aid, present(
+        {"activity_id": aid, "basis": d["basis"], "data_categories": d["data_categories"]},
+        d, _PROCESSING_OPTIONAL))
     activity = b.get("activity", ev.controller, aid)
     status = None if activity is None else activity.get("status")
     if activity is None or status == "undeclared":
@@ -94,18 +87,9 @@ def _check_consent(b: Batch, ev: Event, activity: dict[str, Any] | None) -> None
 def _disclosed(b: Batch, ev: Event) -> None:
     d = ev.data
     rid = d["recipient_id"]
-    b.add_record(ev, "disclosure", rid, {
-        "recipient_id": rid,
-        "activity_id": d.get("activity_id"),
-        "data_categories": d["data_categories"],
-        "subject_count": d.get("subject_count"),
-        "basis": d.get("basis"),
-        "purpose": d.get("purpose"),
-        "reference": d.get("reference"),
-        "subject": ev.subject,
-        "occurred_at": ev.at,
-        "event_id": ev.event_id,
-    })
+    b.add_record(ev, "disclosure", rid, present(
+        {"recipient_id": rid, "data_categories": d["data_categories"]},
+        d, _DISCLOSURE_OPTIONAL))
     rec = b.get("recipient", ev.controller, rid)
     if rec is None or rec.get("status") != "active":
         state = "removed" if rec and rec.get("status") == "removed" else "not registered"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.batch import Batch, Event
+from projections.batch import Batch, Event, present
 from projections.controllers import settings
 from projections.legal.rights import receipt_date
 from projections.legal.transfers import judge_transfer
@@ -35,24 +35,16 @@ def _made(b: Batch, ev: Event) -> None:
         valid, reason, occasional = verdict.valid, verdict.reason, verdict.occasional_only
     except ValueError as exc:
         valid, reason, occasional = False, str(exc), False
-    b.add_record(ev, "transfer", rid, {
+    b.add_record(ev, "transfer", rid, present({
         "recipient_id": rid,
         "destination_country": cc,
         "mechanism": mech,
         "data_categories": d["data_categories"],
-        "activity_id": d.get("activity_id"),
-        "tia_ref": d.get("tia_ref"),
-        "recurring": d.get("recurring"),
-        "count": d.get("count"),
-        "purpose": d.get("purpose"),
         "judged_on": day.isoformat(),
         "valid": valid,
         "reason": reason,
         "occasional_only": occasional,
-        "subject": ev.subject,
-        "occurred_at": ev.at,
-        "event_id": ev.event_id,
-    })
+    }, d, ("activity_id", "tia_ref", "recurring", "count", "purpose")))
     if not valid:
         b.add_finding(ev, "transfer_without_valid_mechanism", "high",
                       f"transfer to {cc} on {mech} on {day.isoformat()}: {reason}",

@@ -136,6 +136,12 @@ def test_erasure_is_a_fact_and_later_processing_a_finding(
     assert not any(e in ev for ev in found for e in (before, other))
     records = q.processing(store, CID, subject=erin)
     assert [r["event_id"] for r in records] == [before, same_run, later_run]
+    # Stored without nulls and without the columns; read back whole.
+    assert records[0] == {"activity_id": "billing", "basis": "A6-1-b", "purpose": None,
+                          "data_categories": ["contact"], "operation": None,
+                          "subject_count": None, "special_category_condition": None,
+                          "subject": erin, "occurred_at": "2026-03-02T10:00:00.000Z",
+                          "event_id": before}
 
 
 # -- transfers -----------------------------------------------------------------------------

@@ -7,7 +7,14 @@ import pytest
 from conftest import StoreFactory
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from projections.store import ReadModelStore, Writes, dumps
+from projections.store import RECORD_FIELDS, ReadModelStore, Writes, dumps
+
+
+def view(kind: str, doc: dict, subject: str | None, at: str, event_id: str) -> dict:
+    """What ``records()`` gives back: every field of the kind (null unless stored), the
+    stored ones, and the three columns."""
+    return {**dict.fromkeys(RECORD_FIELDS[kind]), **doc, "subject": subject,
+            "occurred_at": at, "event_id": event_id}
 
 
 def _writes(n: int) -> Writes:
@@ -28,7 +35,8 @@ def test_commit_writes_rows_and_position_together(store: ReadModelStore) -> None
     assert store.entity("rights_request", "C1", "r1") == {"request_id": "r1", "n": 1}
     assert store.consent_rows("C1", "psn:a")[0][:5] == (
         "marketing", "2026-01-01T00:00:00.000Z", 1, "e1", "given")
-    assert store.records("C1", "processing", subject="psn:a") == [{"n": 1}]
+    assert store.records("C1", "processing", subject="psn:a") == [
+        view("processing", {"n": 1}, "psn:a", "2026-01-01T00:00:00.000Z", "e1")]
     assert store.findings("C1") == [{"code": "x"}]
 
 
@@ -96,9 +104,11 @@ def test_awkward_text_and_nulls_are_stored_exactly(store: ReadModelStore) -> Non
     assert store.entity("rights_request", "C1", AWKWARD) == doc
     assert store.consent_rows("C1", AWKWARD) == [
         (AWKWARD, "2026-01-01T00:00:00.000Z", 1, AWKWARD, "given", doc)]
-    assert store.records("C1", "processing", subject=AWKWARD) == [doc]
-    assert store.records("C1", "processing", key="") == [doc]
-    assert store.records("C1", "processing") == [doc, doc]
+    first = view("processing", doc, None, "2026-01-01T00:00:00.000Z", "e1")
+    second = view("processing", doc, AWKWARD, "2026-01-01T00:00:00.000Z", "e2")
+    assert store.records("C1", "processing", subject=AWKWARD) == [second]
+    assert store.records("C1", "processing", key="") == [second]
+    assert store.records("C1", "processing") == [first, second]
     assert store.findings("C1") == [doc]
     dump = store.dump()
     assert b'"C1","processing",1,"2026-01-01T00:00:00.000Z",null,null,"e1"' in dump
