@@ -200,14 +200,8 @@ class Batch:
     def add_finding(
         self, ev: Event, code: str, severity: str, detail: str, evidence: list[str]
     ) -> None:
-        doc = {
-            "code": code,
-            "controller": ev.controller,
-            "severity": severity,
-            "detail": detail,
-            "evidence": evidence,
-            "at": ev.at,
-        }
+        # ``code`` and ``controller`` are columns: ``store.findings()`` adds them back.
+        doc = {"severity": severity, "detail": detail, "evidence": evidence, "at": ev.at}
         self.writes.findings.append((ev.controller, ev.seq, code, dumps(doc)))
 
     # -- lifecycle -----------------------------------------------------------------------

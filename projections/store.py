@@ -207,7 +207,8 @@ class _SQLText:
             "SELECT purpose, at, seq, event_id, action, doc FROM consents"
             f" WHERE controller={m} AND subject={m} ORDER BY purpose, at, seq"
         )
-        self.findings_sql = f"SELECT doc FROM findings WHERE controller={m} ORDER BY seq, code"
+        self.findings_sql = (
+            f"SELECT code, doc FROM findings WHERE controller={m} ORDER BY seq, code")
         self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
 
 
@@ -279,7 +280,10 @@ class _StoreBase(_SQLText):
         return out
 
     def findings(self, controller: str) -> list[Any]:
-        return [loads(r[0]) for r in self._execute(self.findings_sql, (controller,))]
+        """Finding documents; ``code`` and ``controller`` come from their columns (the
+        projection stores the rest)."""
+        return [{**loads(doc), "code": code, "controller": controller}
+                for code, doc in self._execute(self.findings_sql, (controller,))]
 
 
     def controllers(self) -> list[str]:

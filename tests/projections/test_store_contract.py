@@ -37,7 +37,8 @@ def test_commit_writes_rows_and_position_together(store: ReadModelStore) -> None
         "marketing", "2026-01-01T00:00:00.000Z", 1, "e1", "given")
     assert store.records("C1", "processing", subject="psn:a") == [
         view("processing", {"n": 1}, "psn:a", "2026-01-01T00:00:00.000Z", "e1")]
-    assert store.findings("C1") == [{"code": "x"}]
+    # code and controller come from the row's columns
+    assert store.findings("C1") == [{"code": "processing_without_consent", "controller": "C1"}]
 
 
 def test_a_position_that_does_not_move_forward_writes_nothing(store: ReadModelStore) -> None:
@@ -109,7 +110,7 @@ def test_awkward_text_and_nulls_are_stored_exactly(store: ReadModelStore) -> Non
     assert store.records("C1", "processing", subject=AWKWARD) == [second]
     assert store.records("C1", "processing", key="") == [second]
     assert store.records("C1", "processing") == [first, second]
-    assert store.findings("C1") == [doc]
+    assert store.findings("C1") == [{**doc, "code": AWKWARD, "controller": "C1"}]
     dump = store.dump()
     assert b'"C1","processing",1,"2026-01-01T00:00:00.000Z",null,null,"e1"' in dump
     assert orjson.dumps(dumps(doc)) in dump  # the document text, as one JSON string
