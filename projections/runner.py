@@ -162,14 +162,14 @@ class ProjectionRunner:
         objects, and generation scans would cost more than the projection itself.
 
         Into an empty store (the first run after a reset) of a store whose
-        ``indexes_after_load`` says so (SQLite), the secondary indexes are dropped first and
-        built once at the end; queries meanwhile are correct but slow.
+        ``indexes_after_load`` names some (SQLite: ``consents_key``), those indexes are
+        dropped first and built once at the end; queries meanwhile are correct but slow.
         """
         total = 0
         pending: Future[None] | None = None
         gc_was_enabled = gc.isenabled()
         gc.disable()
-        bulk, self._bulk = self._bulk and self.store.indexes_after_load, False
+        bulk, self._bulk = self._bulk and bool(self.store.indexes_after_load), False
         chunks = {p: self._chunks(p, self.position(p)) for p in self.source.partitions()}
         try:
             if bulk:
