@@ -310,6 +310,8 @@ def bench_projections(
     workdir: Annotated[Path | None, typer.Option(
         help="Where the log is built once and reused.")] = None,
     batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 50_000,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Accepted for uniformity: the figures are JSON lines anyway.")] = False,
 ) -> None:
     """Projection benchmark: replay events/s into empty read models and a subject's
     consent-state latency, one JSON line per store (docs/benchmarks.md, "Projections")."""
