@@ -17,6 +17,7 @@ import argparse
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from rich.console import Console
+from rich.progress import Progress
 
 from bench.common import percentile
 from ledger.clock import FixedClock, format_rfc3339
@@ -122,19 +125,26 @@ def build_log(path: Path, n: int, subjects: int) -> SQLiteLog:
         return log
     t0 = time.perf_counter()
     batch: list[Prepared] = []
-    for env in _envelopes(n - log.last_seq(), subjects):
-        env.update(spec="auditledger/1", event_id=str(uuid.uuid4()), controller=CID,
-                   producer="admin" if env["type"] == "controller.registered" else "app",
-                   sig=SIG)
-        body = orjson.dumps(env, option=orjson.OPT_SORT_KEYS)
-        batch.append(Prepared(env["event_id"], CID, env["type"], env["producer"],
-                              env["occurred_at"], body, b"\0" * 32))
-        if len(batch) == 20_000:
+    todo = n - log.last_seq()
+    # A million events take a minute or two: a bar on stderr (stdout stays JSON lines).
+    with Progress(console=Console(stderr=True), transient=True,
+                  disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("building the log", total=todo)
+        for env in _envelopes(todo, subjects):
+            env.update(spec="auditledger/1", event_id=str(uuid.uuid4()), controller=CID,
+                       producer="admin" if env["type"] == "controller.registered" else "app",
+                       sig=SIG)
+            body = orjson.dumps(env, option=orjson.OPT_SORT_KEYS)
+            batch.append(Prepared(env["event_id"], CID, env["type"], env["producer"],
+                                  env["occurred_at"], body, b"\0" * 32))
+            if len(batch) == 20_000:
+                log.append(batch, "2030-01-01T00:00:00.000Z")
+                progress.advance(task, len(batch))
+                batch = []
+        if batch:
             log.append(batch, "2030-01-01T00:00:00.000Z")
-            batch = []
-    if batch:
-        log.append(batch, "2030-01-01T00:00:00.000Z")
-    print(f"built log: {log.last_seq()} events in {time.perf_counter() - t0:.1f}s")
+    print(f"built log: {log.last_seq()} events in {time.perf_counter() - t0:.1f}s",
+          file=sys.stderr)
     return log
 
 
