@@ -7,13 +7,12 @@ events applied per type, which is how tests prove no event was applied twice.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from projections.batch import Batch, Event
-from projections.prefetch import Row
+from projections.prefetch import Row, Tally, tally
 
 #: Fields of ``controller.registered`` shown in the read model (the admin key is not).
 FIELDS = (
@@ -48,12 +47,13 @@ def settings(doc: dict[str, Any] | None) -> Settings:
     )
 
 
-def count(b: Batch, rows: Sequence[Row]) -> None:
+def count(b: Batch, rows: Sequence[Row], counted: Tally | None = None) -> None:
     """Per-controller event counts by type (every event passes here exactly once), folded
-    into each controller's stats entity once per batch: counting a batch's rows with a
-    ``Counter`` costs a fraction of updating the entity event by event."""
-    last = {row[2]: row[0] for row in rows}  # rows are in log order: the last seq wins
-    for (controller, type_), n in Counter((row[2], row[1]) for row in rows).items():
+    into each controller's stats entity once per batch: counting a batch's rows costs a
+    fraction of updating the entity event by event. ``counted`` is the batch's tally when
+    the reader process made it already (``projections.prefetch``)."""
+    counts, last = counted if counted is not None else tally(rows)
+    for (controller, type_), n in counts.items():
         doc = b.get("stats", controller, "events")
         if doc is None:
             doc = {"by_type": {}, "last_seq": 0, "total": 0}

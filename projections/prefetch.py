@@ -23,11 +23,27 @@ import pickle
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 #: ``(seq, type, controller, body)`` — one event as the projections read it.
 Row = tuple[int, str, str, bytes]
+#: Events per ``(controller, type)`` of a chunk, and each controller's last ``seq`` in it.
+Tally = tuple[dict[tuple[str, str], int], dict[str, int]]
+
+
+class Rows(list[Row]):
+    """A chunk of rows with its ``tally``, made by the reader process: counting is
+    event-only work, so it is done on the other core (``controllers.count``)."""
+
+    tally: Tally | None = None
+
+
+def tally(rows: Sequence[Row]) -> Tally:
+    # rows are in log order: the last seq per controller wins
+    return dict(Counter([(row[2], row[1]) for row in rows])), {row[2]: row[0] for row in rows}
+
 
 _SQL = "SELECT seq, type, controller, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 
@@ -62,11 +78,13 @@ class Prefetcher:
         ends early: the runner goes on reading in its own thread from the last row it got."""
         while True:
             try:
-                rows = pickle.load(self._out)
+                sent = pickle.load(self._out)
             except (EOFError, pickle.UnpicklingError):  # died, perhaps mid-chunk
                 return
-            if rows is None:
+            if sent is None:
                 return
+            rows = Rows(sent[0])
+            rows.tally = sent[1]
             yield rows
 
     def close(self) -> None:
@@ -94,7 +112,7 @@ def _serve(path: str, after: int, chunk: int) -> None:
     try:
         while rows := read_rows(conn, after, chunk):
             rows = [(seq, name(t, t), name(c, c), body) for seq, t, c, body in rows]
-            pickle.dump(rows, out, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((rows, tally(rows)), out, protocol=pickle.HIGHEST_PROTOCOL)
             after = rows[-1][0]
         pickle.dump(None, out)
         out.flush()

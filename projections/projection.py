@@ -32,7 +32,7 @@ from projections import (
 )
 from projections import transfers as transfer_model
 from projections.batch import Batch, Event, row_of
-from projections.prefetch import Row
+from projections.prefetch import Row, Tally
 from projections.store import ReadModelStore, Writes
 
 Handler = Callable[[Batch, Event], None]
@@ -50,11 +50,11 @@ class AuditProjection(Projection[ReadModelStore]):
         super().__init__(view)
         self.batch = Batch(view)
 
-    def prepare(self, rows: Sequence[Row]) -> Writes:
+    def prepare(self, rows: Sequence[Row], tally: Tally | None = None) -> Writes:
         """Apply log rows (in log order) in memory; the writes still have to be committed
         (with the batch's position) before anything is visible. An event is decoded only
-        when a handler wants it (``subject.erased`` has nothing to project: keys are
-        shredded); every event is counted."""
+        when a handler wants it; every event is counted (``tally``: the counts the reader
+        process made of these rows, if it did)."""
         b = self.batch
         handlers = HANDLERS
         try:
@@ -62,7 +62,7 @@ class AuditProjection(Projection[ReadModelStore]):
                 handler = handlers.get(type_)
                 if handler is not None:
                     handler(b, Event(seq, type_, controller, body))
-            controllers.count(b, rows)
+            controllers.count(b, rows, tally)
             return b.take()
         except BaseException:
             b.discard()

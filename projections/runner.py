@@ -181,7 +181,7 @@ class ProjectionRunner:
                         if rows is None:
                             del chunks[p]
                             continue
-                        writes = self.projection.prepare(rows)
+                        writes = self.projection.prepare(rows, getattr(rows, "tally", None))
                         tracking = Position(self.source.source, p, rows[-1][0]).tracking()
                         if pending is not None:
                             self._settle(pending)
