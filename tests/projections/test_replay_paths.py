@@ -103,8 +103,15 @@ def test_a_load_into_an_empty_store_rebuilds_its_indexes(
         dropped.append(True)
 
     store.drop_indexes = drop  # type: ignore[method-assign]
+    calls: list[str] = []
+    for name in ("commit", "create_indexes"):
+        real = getattr(store, name)
+        setattr(store, name, lambda *a, real=real, name=name: (calls.append(name), real(*a)))
     ProjectionRunner(scenario.source(), store, batch_size=100).run_once()
     assert dropped == [True]
+    # Built once, on the commit thread, before the last batch (which then fills it).
+    assert calls.count("create_indexes") == 1
+    assert calls[-2:] == ["create_indexes", "commit"]
     conn = sqlite3.connect(tmp_path / "rm.sqlite")
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
