@@ -175,8 +175,10 @@ class ProjectionRunner:
         gc.disable()
         bulk, self._bulk = self._bulk and bool(self.store.indexes_after_load), False
         parts = self.source.partitions()
-        # Where the log ends now: a load builds its indexes before its last batch.
-        ends = {p: self.position(p) + self.source.lag(p, self.position(p)) for p in parts}
+        # Where the log ends now: a load builds its indexes before its last batch. Only
+        # asked for a load: a following runner polls here several times a second.
+        ends = {p: self.position(p) + self.source.lag(p, self.position(p))
+                for p in parts} if bulk else {}
         chunks = {p: self._chunks(p, self.position(p)) for p in parts}
         try:
             if bulk:
