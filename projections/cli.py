@@ -163,11 +163,9 @@ def _open_source(data: Path, kind: str = "log"):  # type: ignore[no-untyped-def]
         _fail(str(exc))
 
 
-def _close(source: object, log: object) -> None:
-    close = getattr(source, "close", None)
-    if close is not None:  # a Kafka source's consumer
-        close()
-    log.close()  # type: ignore[attr-defined]
+def _close(source: Any, log: Any) -> None:
+    source.close()
+    log.close()
 
 
 @projections_app.command("rebuild")

@@ -72,6 +72,8 @@ class EventSource(Protocol):
 
     def prefetch(self, partition: int, after: int, chunk: int) -> Prefetcher | None: ...
 
+    def close(self) -> None: ...
+
 
 class LogSource:
     """Any ``Log`` (the SQLite log today): one partition, position = ``seq``. The SQLite
@@ -100,6 +102,11 @@ class LogSource:
 
     def prefetch(self, partition: int, after: int, chunk: int) -> Prefetcher | None:
         return Prefetcher(str(self._path), after, chunk) if self._path else None
+
+    def close(self) -> None:
+        """Close this source's own read-only connection (the log is the caller's)."""
+        if self._conn is not None:
+            self._conn.close()
 
 
 class ProjectionRunner:
