@@ -18,14 +18,16 @@ The child only reads; positions, commits and exactly-once stay with the runner.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import pickle
+import queue
 import sqlite3
-import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+
+from projections import pipes
 
 #: ``(seq, type, controller, body)`` — one event as the projections read it.
 Row = tuple[int, str, str, bytes]
@@ -59,28 +61,34 @@ def read_rows(conn: sqlite3.Connection, after: int, limit: int) -> list[Row]:
 
 class Prefetcher:
     """Rows after ``after`` in chunks of ``chunk``, read by a child process, until the
-    child finds the end of the log (events appended later are read by the caller)."""
+    child finds the end of the log (events appended later are read by the caller).
+
+    A thread of the runner's process receives each chunk's frame while the runner applies
+    the previous chunk (the pipe reads release the GIL); the runner only unpickles it."""
 
     def __init__(self, path: str, after: int, chunk: int) -> None:
-        # The child must import this module whatever the caller's working directory.
-        root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "projections.prefetch", path, str(after), str(chunk)],
-            stdout=subprocess.PIPE, env=env,
-        )
+        self.proc = pipes.spawn("projections.prefetch", path, str(after), str(chunk))
         assert self.proc.stdout is not None
         self._out = self.proc.stdout
+        # One frame waiting here, one being received: the reader stays a few chunks ahead.
+        self._frames: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
+        self._receiver = threading.Thread(
+            target=self._receive, name="projection-prefetch", daemon=True)
+        self._receiver.start()
+
+    def _receive(self) -> None:
+        try:
+            while (frame := pipes.receive(self._out)) is not None:
+                self._frames.put(frame)
+        except (OSError, ValueError):  # closed by close(): the runner stopped early
+            pass
+        self._frames.put(None)
 
     def __iter__(self) -> Iterator[list[Row]]:
         """Chunks in order. If the child dies (its error is on stderr), the iteration just
         ends early: the runner goes on reading in its own thread from the last row it got."""
-        while True:
-            try:
-                sent = pickle.load(self._out)
-            except (EOFError, pickle.UnpicklingError):  # died, perhaps mid-chunk
-                return
+        while (frame := self._frames.get()) is not None:
+            sent = pickle.loads(frame)
             if sent is None:
                 return
             rows = Rows(sent[0])
@@ -89,10 +97,13 @@ class Prefetcher:
 
     def close(self) -> None:
         """Stop the child (early exit or error) and reap it."""
-        self._out.close()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        while self._receiver.is_alive():  # it may be blocked on a full queue
+            with contextlib.suppress(queue.Empty):
+                self._frames.get(timeout=0.05)
+        self._out.close()
 
     def __enter__(self) -> Prefetcher:
         return self
@@ -102,6 +113,7 @@ class Prefetcher:
 
 
 def _serve(path: str, after: int, chunk: int) -> None:
+    pipes.die_with_parent()
     out = sys.stdout.buffer
     conn = connect(path)
     # Types and controllers are a handful of distinct strings: sending each once (pickle
@@ -112,10 +124,9 @@ def _serve(path: str, after: int, chunk: int) -> None:
     try:
         while rows := read_rows(conn, after, chunk):
             rows = [(seq, name(t, t), name(c, c), body) for seq, t, c, body in rows]
-            pickle.dump((rows, tally(rows)), out, protocol=pickle.HIGHEST_PROTOCOL)
+            pipes.send(out, pickle.dumps((rows, tally(rows)), protocol=pickle.HIGHEST_PROTOCOL))
             after = rows[-1][0]
-        pickle.dump(None, out)
-        out.flush()
+        pipes.send(out, pickle.dumps(None))
     except BrokenPipeError:  # the runner stopped early: nothing left to do
         pass
     finally:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -33,6 +34,7 @@ from projections.batch import row_of
 from projections.prefetch import Prefetcher, Row
 from projections.projection import AuditProjection
 from projections.store import ReadModelStore
+from projections.writer import WriterProcess
 
 #: Events per transaction during a catch-up: large batches amortise the per-statement and
 #: per-commit costs; each one still commits its rows and its last position together.
@@ -125,6 +127,8 @@ class ProjectionRunner:
             "stats"
         )
         self.projection.batch.authoritative = empty
+        #: Commit catch-ups in a writer process (False: always on a thread of this one).
+        self.writer_process = True
         # A load into an empty store builds the secondary indexes after the load.
         self._bulk = empty
 
@@ -143,10 +147,10 @@ class ProjectionRunner:
         )
         return len(rows)
 
-    def _chunks(self, partition: int, after: int) -> Iterator[list[Row]]:
+    def _chunks(self, partition: int, after: int, far: bool) -> Iterator[list[Row]]:
         """Row batches after ``after`` until the end of the partition: read ahead by a
-        reader process while far behind (a catch-up), then read here."""
-        if self.source.lag(partition, after) > 2 * self.batch_size:
+        reader process while ``far`` behind (a catch-up), then read here."""
+        if far:
             reader = self.source.prefetch(partition, after, self.batch_size)
             if reader is not None:
                 with reader:
@@ -160,8 +164,11 @@ class ProjectionRunner:
     def run_once(self, max_events: int | None = None) -> int:
         """Catch up with every partition (or stop after ``max_events``); returns the count.
 
-        Pipelined: while batch k commits on a helper thread (the database works outside
-        the GIL), batch k+1 is read and applied in memory. Commits stay strictly in order,
+        Pipelined: while batch k commits, batch k+1 is read and applied in memory. A
+        catch-up (more than two batches behind in some partition) reads ahead in a reader
+        process (``prefetch``) and commits in a writer process (``writer``), so the three
+        jobs share the cores; otherwise batches commit on a helper thread (the database
+        works outside the GIL). Commits stay strictly in order,
         each with its own position, and batch k+1 is only submitted once batch k has
         committed; if a commit fails, nothing after it is committed, the caches are
         dropped and the error is raised — the next run resumes from the stored position.
@@ -182,15 +189,22 @@ class ProjectionRunner:
         gc.disable()
         bulk, self._bulk = self._bulk and bool(self.store.indexes_after_load), False
         parts = self.source.partitions()
-        # Where the log ends now: a load builds its indexes before its last batch. Only
-        # asked for a load: a following runner polls here several times a second.
-        ends = {p: self.position(p) + self.source.lag(p, self.position(p))
-                for p in parts} if bulk else {}
-        chunks = {p: self._chunks(p, self.position(p)) for p in parts}
+        starts = {p: self.position(p) for p in parts}
+        lags = {p: self.source.lag(p, starts[p]) for p in parts}
+        far = {p: lag > 2 * self.batch_size for p, lag in lags.items()}
+        # Where the log ends now: a load builds its indexes before its last batch.
+        ends = {p: starts[p] + lags[p] for p in parts}
+        chunks = {p: self._chunks(p, starts[p], far[p]) for p in parts}
+        writer: WriterProcess | None = None
         try:
             if bulk:
                 self.store.drop_indexes()
+            if self.writer_process and any(far.values()):
+                writer = WriterProcess(self.store)
             with ThreadPoolExecutor(1, thread_name_prefix="projection-commit") as pool:
+                commit = writer.commit if writer else partial(pool.submit, self.store.commit)
+                build = (writer.create_indexes if writer
+                         else partial(pool.submit, self.store.create_indexes))
                 while chunks and not self._stop.is_set():
                     for p, it in list(chunks.items()):
                         rows = next(it, None)
@@ -201,11 +215,11 @@ class ProjectionRunner:
                         tracking = Position(self.source.source, p, rows[-1][0]).tracking()
                         if pending is not None:
                             self._settle(pending)
-                        pending = pool.submit(self.store.commit, writes, tracking)
+                        pending = commit(writes, tracking)
                         total += len(rows)
                         if (bulk and built is None and len(parts) == 1
                                 and rows[-1][0] + self.batch_size >= ends[p]):
-                            built = pool.submit(self.store.create_indexes)
+                            built = build()
                     if max_events is not None and total >= max_events:
                         break
                 if pending is not None:
@@ -215,6 +229,8 @@ class ProjectionRunner:
         finally:
             for it in chunks.values():
                 it.close()  # stops a reader process left running
+            if writer is not None:
+                writer.close()
             if bulk and (built is None or built.exception() is not None):
                 self.store.create_indexes()
             if gc_was_enabled:

@@ -108,6 +108,10 @@ def loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
+#: A batch's rows by table name, in ``COLUMNS`` order (tuples, or lists once decoded).
+Tables = dict[str, Sequence[Sequence[Any]]]
+
+
 @dataclass
 class Writes:
     """Everything one batch changes, written in one transaction with its position."""
@@ -145,6 +149,15 @@ class ReadModelStore(Protocol):
     indexes_after_load: tuple[str, ...]
 
     def commit(self, writes: Writes, tracking: Tracking) -> None: ...
+
+    def commit_rows(self, tables: Tables, tracking: Tracking, alone: bool = False) -> None:
+        """``commit`` of rows already shaped by ``table_rows``; ``alone``: the calling
+        process has no other busy thread (the writer process, ``projections.writer``)."""
+        ...
+
+    def writer_spec(self) -> dict[str, str]:
+        """How a writer process opens this same store (``open_spec``)."""
+        ...
 
     def max_tracking_id(self, application_name: str) -> int | None: ...
 
@@ -199,6 +212,8 @@ class _SQLText:
         #: One statement per table and batch: ``INSERT … SELECT`` over the batch sent as
         #: one JSON array of rows (see ``SQLiteStore._write_sqlite``).
         self.insert_json = {t: self._insert_json(t) for t in COLUMNS}
+        #: One row per execution (``executemany``).
+        self.insert_sql = {t: self._insert_one(t) for t in COLUMNS}
         self.entity_sql = f"SELECT doc FROM entities WHERE kind={m} AND controller={m} AND key={m}"
         self.entities_of = (
             f"SELECT doc FROM entities WHERE kind={m} AND controller={m} ORDER BY key"
@@ -212,6 +227,14 @@ class _SQLText:
             f"SELECT code, doc FROM findings WHERE controller={m} ORDER BY seq, code")
         self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
 
+
+    def _insert_one(self, table: str) -> str:
+        cols = COLUMNS[table]
+        sql = (f"INSERT INTO {table} ({', '.join(cols)})"
+               f" VALUES ({', '.join([self.mark] * len(cols))})")
+        if table == "entities":
+            sql += " ON CONFLICT (kind, controller, key) DO UPDATE SET doc = excluded.doc"
+        return sql
 
     def _insert_json(self, table: str) -> str:
         cols = COLUMNS[table]
@@ -303,20 +326,23 @@ class _StoreBase(_SQLText):
         return b"".join(self.iter_dump())
 
 
-def _rows(writes: Writes) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-    """``(table, rows)`` of a batch, entities first, empty tables left out, every ``doc``
+def table_rows(writes: Writes) -> Tables:
+    """The rows of a batch by table, entities first, empty tables left out, every ``doc``
     as canonical text (the projection writes text already; a dict is serialised here)."""
+    tables: Tables = {}
     if writes.entities:
-        yield "entities", [(k, c, key, _text(doc)) for (k, c, key), doc in writes.entities.items()]
+        tables["entities"] = [
+            (k, c, key, _text(doc)) for (k, c, key), doc in writes.entities.items()]
     for table in ("consents", "records", "findings"):
         rows = getattr(writes, table)
         if rows:
             if not all(isinstance(row[-1], str) for row in rows):
                 rows = [(*row[:-1], _text(row[-1])) for row in rows]
-            yield table, rows
+            tables[table] = rows
+    return tables
 
 
-def _json_array(rows: list[tuple[Any, ...]]) -> bytes:
+def _json_array(rows: Sequence[Sequence[Any]]) -> bytes:
     """A batch's rows of one table as one JSON array."""
     return orjson.dumps(rows)
 
@@ -354,12 +380,15 @@ class SQLiteStore(_StoreBase):
     mark = "?"
     indexes_after_load = ("consents_key",)
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, create: bool = True) -> None:
+        """``create=False``: attach to a store that exists, changing nothing on open (a
+        writer process must not, say, build the indexes its runner dropped for a load)."""
         from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
         _SQLText.__init__(self)
         self.path = str(path)
-        _prepare_sqlite_file(self.path)
+        if create:
+            _prepare_sqlite_file(self.path)
         self.datastore = SQLiteDatastore(self.path, pool_size=2, max_overflow=4, lock_timeout=30)
         pool = self.datastore.pool
         create = pool._create_connection
@@ -381,6 +410,8 @@ class SQLiteStore(_StoreBase):
 
         pool._create_connection = tuned  # type: ignore[method-assign]
         self.recorder = SQLiteTrackingRecorder(self.datastore)
+        if not create:
+            return
         self.recorder.create_table()
         with self.datastore.transaction(commit=True) as c:
             for stmt in DDL:
@@ -395,17 +426,27 @@ class SQLiteStore(_StoreBase):
             return [tuple(r) for r in c.fetchall()]
 
     def commit(self, writes: Writes, tracking: Tracking) -> None:
+        self.commit_rows(table_rows(writes), tracking)
+
+    def commit_rows(self, tables: Tables, tracking: Tracking, alone: bool = False) -> None:
+        """Two ways to send rows, each the cheaper one where it is used. ``alone`` (the
+        writer process, nothing else running in it): ``executemany``, which binds each row
+        and costs SQLite about half the work of the other way. Otherwise — a commit on a
+        thread of a process whose other threads are busy (the API, a runner without a
+        writer process) — ONE statement per table, ``INSERT … SELECT`` over ``json_each``
+        of the rows as a JSON array: the whole insert runs inside one ``sqlite3_step``,
+        outside the GIL, where ``executemany`` would take the GIL back after every row and
+        wait for a switch interval each time."""
         with self.datastore.transaction(commit=True) as c:
-            self._write_sqlite(c, writes)
+            for table, rows in tables.items():
+                if alone:
+                    c.executemany(self.insert_sql[table], rows)
+                else:
+                    c.execute(self.insert_json[table], (_json_array(rows),))
             self.recorder._insert_tracking(c, tracking)
 
-    def _write_sqlite(self, c: Any, writes: Writes) -> None:
-        """Append-only rows go in as ONE statement per table, ``INSERT … SELECT`` over
-        ``json_each`` of the batch as a JSON array: the whole insert runs inside one
-        ``sqlite3_step``, outside the GIL. ``executemany`` would take the GIL back for
-        every row, and the applier thread holding it makes each row wait for a switch."""
-        for table, rows in _rows(writes):
-            c.execute(self.insert_json[table], (_json_array(rows),))
+    def writer_spec(self) -> dict[str, str]:
+        return {"sqlite": self.path}
 
     def max_tracking_id(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)
@@ -444,9 +485,12 @@ class PostgresStore(_StoreBase):
     column = "x->>{i}"
     bigint_column = "(x->>{i})::bigint"
 
-    def __init__(self, dsn: str, schema: str | None = None, pool_size: int = 2) -> None:
+    def __init__(
+        self, dsn: str, schema: str | None = None, pool_size: int = 2, create: bool = True
+    ) -> None:
         """``schema`` defaults to the DSN's ``options=-csearch_path=NAME``, else ``public``
-        (so a worker process can be pointed at a schema with a DSN alone)."""
+        (so a worker process can be pointed at a schema with a DSN alone). ``create=False``:
+        attach to a store that exists, changing nothing on open."""
         from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
         from psycopg.conninfo import conninfo_to_dict
 
@@ -468,12 +512,14 @@ class PostgresStore(_StoreBase):
             pool_size=pool_size,
             schema=schema,
         )
-        if schema != "public":
-            with self.datastore.transaction(commit=True) as c:
-                c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self.recorder = PostgresTrackingRecorder(
             self.datastore, tracking_table_name="projection_tracking"
         )
+        if not create:
+            return
+        if schema != "public":
+            with self.datastore.transaction(commit=True) as c:
+                c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self.recorder.create_table()
         with self.datastore.transaction(commit=True) as c:
             c.execute(f'SET LOCAL search_path TO "{schema}"')
@@ -496,24 +542,28 @@ class PostgresStore(_StoreBase):
             return [tuple(r.values()) for r in c.fetchall()]
 
     def commit(self, writes: Writes, tracking: Tracking) -> None:
-        with self.datastore.transaction(commit=True) as c:
-            if self.schema != "public":
-                c.execute(f'SET LOCAL search_path TO "{self.schema}"')
-            self._write_pg(c, writes)
-            self.recorder._insert_tracking(c, tracking)
+        self.commit_rows(table_rows(writes), tracking)
 
-    def _write_pg(self, c: Any, writes: Writes) -> None:
+    def commit_rows(self, tables: Tables, tracking: Tracking, alone: bool = False) -> None:
         """Append-only rows go in with ``COPY … FROM STDIN`` (psycopg formats the rows in
         C): the server only parses tab-separated text, about a third of what unpacking the
         same rows from one ``jsonb`` array cost it. Entities are upserts, which ``COPY``
-        cannot do: one ``INSERT … SELECT`` over ``jsonb_array_elements`` per batch."""
-        for table, rows in _rows(writes):
-            if table == "entities":
-                c.execute(self.insert_json[table], (_json_array(rows).decode(),))
-                continue
-            with c.copy(self.copy_sql[table]) as copy:
-                for row in rows:
-                    copy.write_row(row)
+        cannot do: one ``INSERT … SELECT`` over ``jsonb_array_elements`` per batch. The
+        same either way (``alone`` only matters to SQLite)."""
+        with self.datastore.transaction(commit=True) as c:
+            if self.schema != "public":
+                c.execute(f'SET LOCAL search_path TO "{self.schema}"')
+            for table, rows in tables.items():
+                if table == "entities":
+                    c.execute(self.insert_json[table], (_json_array(rows).decode(),))
+                    continue
+                with c.copy(self.copy_sql[table]) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            self.recorder._insert_tracking(c, tracking)
+
+    def writer_spec(self) -> dict[str, str]:
+        return {"postgres": self.dsn, "schema": self.schema}
 
     def max_tracking_id(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)
@@ -553,6 +603,13 @@ class PostgresStore(_StoreBase):
 
     def close(self) -> None:
         self.datastore.close()
+
+
+def open_spec(spec: dict[str, str]) -> ReadModelStore:
+    """The store a ``writer_spec()`` names, attached without creating anything."""
+    if "postgres" in spec:
+        return PostgresStore(spec["postgres"], spec["schema"], pool_size=1, create=False)
+    return SQLiteStore(spec["sqlite"], create=False)
 
 
 def open_store(target: str | Path) -> ReadModelStore:

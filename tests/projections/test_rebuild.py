@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+
 import pytest
 from conftest import StoreFactory
 from eventsourcing.persistence import IntegrityError
 from projection_streams import CID, Scenario, generate
 
+from projections import pipes
 from projections.runner import ProjectionRunner, rebuild
 from projections.store import ReadModelStore
+from projections.writer import WriterError
 
 
 def test_live_projection_interleaved_with_appends_equals_a_rebuild(
@@ -30,10 +36,12 @@ def test_live_projection_interleaved_with_appends_equals_a_rebuild(
 def test_a_failed_commit_leaves_nothing_and_the_retry_converges(
     scenario: Scenario, store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On the commit thread (no writer process): the second commit fails."""
     generate(scenario, 2000, seed=5)
     scenario.flush()
     live = store_factory()
     runner = ProjectionRunner(scenario.source(), live, batch_size=300)
+    runner.writer_process = False
     runner.run_once(max_events=600)
     real_commit = live.commit
     calls = {"n": 0}
@@ -47,8 +55,50 @@ def test_a_failed_commit_leaves_nothing_and_the_retry_converges(
     monkeypatch.setattr(live, "commit", flaky)
     with pytest.raises(OSError):
         runner.run_once()
+    assert runner.position() == 900  # the first batch of the run committed, no more
     monkeypatch.setattr(live, "commit", real_commit)
     runner.run_once()
+    fresh = store_factory()
+    rebuild(scenario.source(), fresh)
+    assert live.dump() == fresh.dump()
+
+
+def test_a_writer_process_killed_mid_commit_leaves_nothing_and_the_retry_converges(
+    scenario: Scenario, store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up commits in a writer process: ``kill -9`` it just after it was sent
+    the third batch. That batch is either wholly committed with its position or not at
+    all; the runner raises, and the next run converges on the rebuild."""
+    generate(scenario, 3000, seed=6)
+    scenario.flush()
+    live = store_factory()
+    runner = ProjectionRunner(scenario.source(), live, batch_size=300)
+    real_send, real_spawn = pipes.send, pipes.spawn
+    writers: list[subprocess.Popen[bytes]] = []
+    commits = {"n": 0}
+
+    def spawn(module, *args, **kw):  # type: ignore[no-untyped-def]
+        proc = real_spawn(module, *args, **kw)
+        if module == "projections.writer":
+            writers.append(proc)
+        return proc
+
+    def send_then_kill(stream, payload):  # type: ignore[no-untyped-def]
+        real_send(stream, payload)
+        if payload.startswith(b'{"op":"commit"'):
+            commits["n"] += 1
+            if commits["n"] == 3:
+                os.kill(writers[-1].pid, signal.SIGKILL)
+
+    monkeypatch.setattr(pipes, "spawn", spawn)
+    monkeypatch.setattr(pipes, "send", send_then_kill)
+    with pytest.raises(WriterError, match="died"):
+        runner.run_once()
+    assert len(writers) == 1 and writers[0].wait(5) == -signal.SIGKILL
+    before = runner.position()
+    assert before in (600, 900)  # two batches, or three: never part of one
+    monkeypatch.setattr(pipes, "send", real_send)
+    assert runner.run_once() == scenario.ledger.log.last_seq() - before
     fresh = store_factory()
     rebuild(scenario.source(), fresh)
     assert live.dump() == fresh.dump()

@@ -3,6 +3,8 @@
 - a catch-up read by the reader process (``projections.prefetch``) equals one read in the
   runner's thread; stopping early (``max_events``) stops the reader process; a reader
   that dies leaves the rest to the runner's own reads;
+- a catch-up committed by the writer process (``projections.writer``) equals one committed
+  on the runner's thread; a runner that only follows the log starts no writer process;
 - a load into an empty store drops the secondary indexes and builds them again;
 - a SQLite file of an older layout is emptied on open, and the runner rebuilds it.
 """
@@ -20,6 +22,7 @@ from projection_streams import Scenario, generate
 from projections import prefetch
 from projections.runner import LogSource, ProjectionRunner, rebuild
 from projections.store import INDEXES, SQLiteStore
+from projections.writer import WriterProcess
 
 
 class _InThread(LogSource):
@@ -49,6 +52,37 @@ def test_reader_process_and_in_thread_reads_give_the_same_models(
     assert ProjectionRunner(_InThread(scenario.ledger.log), here, batch_size=250).run_once() == n
     assert n == scenario.ledger.log.last_seq()
     assert ahead.dump() == here.dump()
+
+
+def test_writer_process_and_commit_thread_give_the_same_models(
+    scenario: Scenario, store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up commits in a writer process (binding rows one by one, on SQLite), a
+    runner told not to on its own thread (one JSON statement per table): same rows."""
+    generate(scenario, 3000, seed=26)
+    scenario.flush()
+    started: list[WriterProcess] = []
+    real_init = WriterProcess.__init__
+
+    def spy(self: WriterProcess, *args: object) -> None:
+        real_init(self, *args)  # type: ignore[arg-type]
+        started.append(self)
+
+    monkeypatch.setattr(WriterProcess, "__init__", spy)
+    apart = store_factory()
+    n = ProjectionRunner(scenario.source(), apart, batch_size=250).run_once()
+    assert len(started) == 1 and started[0].proc.returncode == 0  # closed, cleanly
+    here = store_factory()
+    runner = ProjectionRunner(scenario.source(), here, batch_size=250)
+    runner.writer_process = False
+    assert runner.run_once() == n == scenario.ledger.log.last_seq()
+    assert len(started) == 1
+    assert apart.dump() == here.dump()
+    # A runner that follows the log (no catch-up) commits on its thread.
+    generate(scenario, 100, seed=27)
+    scenario.flush()
+    assert ProjectionRunner(scenario.source(), apart, batch_size=250).run_once() > 0
+    assert len(started) == 1
 
 
 def test_stopping_early_stops_the_reader_and_resumes_exactly(
@@ -89,8 +123,9 @@ def test_a_reader_process_that_dies_leaves_the_rest_to_the_runner(
     assert live.dump() == fresh.dump()
 
 
+@pytest.mark.parametrize("writer_process", [True, False], ids=["writer", "thread"])
 def test_a_load_into_an_empty_store_rebuilds_its_indexes(
-    scenario: Scenario, tmp_path: Path
+    scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer_process: bool
 ) -> None:
     generate(scenario, 1500, seed=23)
     scenario.flush()
@@ -105,11 +140,18 @@ def test_a_load_into_an_empty_store_rebuilds_its_indexes(
     store.drop_indexes = drop  # type: ignore[method-assign]
     calls: list[str] = []
     for name in ("commit", "create_indexes"):
-        real = getattr(store, name)
-        setattr(store, name, lambda *a, real=real, name=name: (calls.append(name), real(*a)))
-    ProjectionRunner(scenario.source(), store, batch_size=100).run_once()
+        if writer_process:
+            real = getattr(WriterProcess, name)
+            monkeypatch.setattr(WriterProcess, name, lambda self, *a, real=real, name=name: (
+                calls.append(name), real(self, *a))[1])
+        else:
+            real = getattr(store, name)
+            setattr(store, name, lambda *a, real=real, name=name: (calls.append(name), real(*a)))
+    runner = ProjectionRunner(scenario.source(), store, batch_size=100)
+    runner.writer_process = writer_process
+    runner.run_once()
     assert dropped == [True]
-    # Built once, on the commit thread, before the last batch (which then fills it).
+    # Built once, by whoever commits, before the last batch (which then fills it).
     assert calls.count("create_indexes") == 1
     assert calls[-2:] == ["create_indexes", "commit"]
     conn = sqlite3.connect(tmp_path / "rm.sqlite")
@@ -131,7 +173,9 @@ def test_indexes_are_dropped_for_a_load_only_where_the_store_asks(
     for name in ("drop_indexes", "create_indexes"):
         real = getattr(store, name)
         setattr(store, name, lambda real=real, name=name: (calls.append(name), real()))
-    ProjectionRunner(scenario.source(), store, batch_size=100).run_once()
+    runner = ProjectionRunner(scenario.source(), store, batch_size=100)
+    runner.writer_process = False  # every call on this store object
+    runner.run_once()
     expected = ["drop_indexes", "create_indexes"] if store.indexes_after_load else []
     assert calls == expected
     assert store.indexes_after_load == (("consents_key",) if isinstance(store, SQLiteStore)

@@ -1,0 +1,143 @@
+"""A writer process that commits a catch-up's batches, so that applying events and writing
+rows each get a core.
+
+Why a process: a catch-up is bound by two kinds of work, applying events (Python, under
+the GIL) and writing rows (SQLite in our process, or psycopg formatting ``COPY`` rows). On
+a thread of the applying process, SQLite had to take a batch as one ``json_each``
+statement per table, because ``executemany`` takes the GIL back after every row and the
+busy applier makes each row wait for a switch interval; unpacking JSON costs SQLite about
+twice the work of binding the rows. A child process has its own GIL: it decodes each
+batch and binds its rows with ``executemany`` (``commit_rows(..., alone=True)``), and the
+applying process only encodes the batch (orjson, a fraction of a second per million
+events). Measured in docs/benchmarks.md, "Projections".
+
+Exactly-once is unchanged: the child commits each batch's rows and its position in one
+transaction (``ReadModelStore.commit_rows``) and answers before the runner sends the next
+one. It dies with its parent (``PR_SET_PDEATHSIG``), so after a ``kill -9`` of the runner
+a commit in flight is rolled back, never half-written, and nothing outlives the runner to
+write behind a restarted one.
+
+Protocol, over the child's stdin and stdout: frames of a 4-byte big-endian length and an
+orjson document. The first frame is the store's ``writer_spec()`` (on stdin, so a DSN's
+password never shows in ``ps``); every later one is a request, ``{"op": "commit",
+"tracking": [name, position], "rows": {table: rows}}`` or ``{"op": "create_indexes"}``.
+Each frame is answered, in order, by ``{"ok": true}`` or ``{"error": class, "message":
+text}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any
+
+import orjson
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from projections import pipes
+from projections.store import ReadModelStore, Writes, open_spec, table_rows
+
+
+class WriterError(RuntimeError):
+    """The writer process failed a request or died (its own error is in the message)."""
+
+
+class WriterProcess:
+    """``commit`` and ``create_indexes`` of a store, run by a child process in request
+    order; each returns a ``Future`` that settles when the child has answered."""
+
+    def __init__(self, store: ReadModelStore) -> None:
+        self.proc = pipes.spawn("projections.writer", stdin=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in, self._out = self.proc.stdin, self.proc.stdout
+        # One thread sends requests and waits for answers, so the caller goes on applying.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="projection-writer")
+        self._pool.submit(self._call, store.writer_spec())  # answered before any request
+
+    def commit(self, writes: Writes, tracking: Tracking) -> Future[None]:
+        return self._pool.submit(self._commit, writes, tracking)
+
+    def create_indexes(self) -> Future[None]:
+        return self._pool.submit(self._call, {"op": "create_indexes"})
+
+    def _commit(self, writes: Writes, tracking: Tracking) -> None:
+        self._call({"op": "commit", "rows": table_rows(writes),
+                    "tracking": [tracking.application_name, tracking.notification_id]})
+
+    def _call(self, request: Any) -> None:
+        try:
+            pipes.send(self._in, orjson.dumps(request))
+            frame = pipes.receive(self._out)
+        except (BrokenPipeError, ValueError):  # ValueError: the pipe was closed
+            frame = None
+        if frame is None:
+            raise WriterError(f"the writer process died (exit code {self.proc.poll()})")
+        answer = orjson.loads(frame)
+        if "error" in answer:
+            # A position that does not move forward is the store's IntegrityError, here too.
+            kind = IntegrityError if answer["error"] == "IntegrityError" else WriterError
+            raise kind(f"writer process: {answer['error']}: {answer['message']}")
+
+    def close(self) -> None:
+        """Wait for the requests sent, then let the child finish (or stop it if it hangs)."""
+        self._pool.shutdown(wait=True)
+        with contextlib.suppress(BrokenPipeError):
+            self._in.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()
+
+    def __enter__(self) -> WriterProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _answer(out: IO[bytes], answer: dict[str, Any]) -> None:
+    pipes.send(out, orjson.dumps(answer))
+
+
+def _serve() -> None:
+    pipes.die_with_parent()
+    # Requests are made of millions of small acyclic objects: a collection is pure cost.
+    gc.disable()
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    spec = pipes.receive(inp)
+    if spec is None:
+        return
+    try:
+        store = open_spec(orjson.loads(spec))
+    except Exception as e:  # reported to the parent, which raises it
+        _answer(out, {"error": type(e).__name__, "message": str(e)})
+        return
+    _answer(out, {"ok": True})
+    try:
+        while (frame := pipes.receive(inp)) is not None:
+            request = orjson.loads(frame)
+            try:
+                if request["op"] == "commit":
+                    store.commit_rows(request["rows"], Tracking(*request["tracking"]),
+                                      alone=True)
+                elif request["op"] == "create_indexes":
+                    store.create_indexes()
+                else:
+                    raise ValueError(f"unknown request {request['op']!r}")
+            except Exception as e:  # reported to the parent, which raises it
+                _answer(out, {"error": type(e).__name__, "message": str(e)})
+            else:
+                _answer(out, {"ok": True})
+    except BrokenPipeError:  # the runner stopped: nothing left to answer
+        pass
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    _serve()
