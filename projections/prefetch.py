@@ -19,6 +19,7 @@ The child only reads; positions, commits and exactly-once stay with the runner.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import pickle
 import queue
 import sqlite3
@@ -112,6 +113,21 @@ class Prefetcher:
         self.close()
 
 
+def chunk_size(chunk: int, n: int, left: int) -> int:
+    """The size of the ``n``-th chunk (from 0) when ``left`` rows remain to the end of the
+    log as it stood at the start: ``chunk`` in the middle, smaller at both ends.
+
+    While the first chunk is read, the runner has nothing to apply; while the last
+    batches commit, it has nothing either: the two cores are half idle at both ends of a
+    catch-up (about a second per million events with 50,000-row chunks). Chunks grow from
+    a sixteenth of ``chunk``, doubling, and shrink by halves over the last two, so each
+    end costs a few milliseconds."""
+    smallest = max(1, chunk // 16)
+    rising = smallest << min(n, 16)
+    falling = max(smallest, left // 2) if left > 0 else chunk
+    return max(1, min(chunk, rising, falling))
+
+
 def _serve(path: str, after: int, chunk: int) -> None:
     pipes.die_with_parent()
     out = sys.stdout.buffer
@@ -121,8 +137,12 @@ def _serve(path: str, after: int, chunk: int) -> None:
     # about 40 % cheaper, and its dictionary lookups hit strings with cached hashes.
     names: dict[str, str] = {}
     name = names.setdefault
+    end = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or after
     try:
-        while rows := read_rows(conn, after, chunk):
+        for n in itertools.count():
+            rows = read_rows(conn, after, chunk_size(chunk, n, end - after))
+            if not rows:
+                break
             rows = [(seq, name(t, t), name(c, c), body) for seq, t, c, body in rows]
             pipes.send(out, pickle.dumps((rows, tally(rows)), protocol=pickle.HIGHEST_PROTOCOL))
             after = rows[-1][0]

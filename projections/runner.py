@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ from projections.writer import WriterProcess
 #: Events per transaction during a catch-up: large batches amortise the per-statement and
 #: per-commit costs; each one still commits its rows and its last position together.
 BATCH_SIZE = 50_000
+#: A load builds the indexes it dropped this many batches before the end of the log: the
+#: build (half a second per million events) then overlaps the last batches' apply, and
+#: costs only their rows' insertion into the built index.
+BUILD_AHEAD = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,22 +173,24 @@ class ProjectionRunner:
         catch-up (more than two batches behind in some partition) reads ahead in a reader
         process (``prefetch``) and commits in a writer process (``writer``), so the three
         jobs share the cores; otherwise batches commit on a helper thread (the database
-        works outside the GIL). Commits stay strictly in order,
-        each with its own position, and batch k+1 is only submitted once batch k has
-        committed; if a commit fails, nothing after it is committed, the caches are
-        dropped and the error is raised — the next run resumes from the stored position.
+        works outside the GIL). Commits stay strictly in order, each with its own
+        position; the writer process may hold two batches (one committing, one waiting:
+        the applier and the writer each have a batch in hand when the other is slower),
+        the commit thread one. If a commit fails, nothing after it is committed (the
+        writer refuses every later request), the caches are dropped and the error is
+        raised — the next run resumes from the stored position.
         The cyclic GC is paused meanwhile: the batch makes millions of small acyclic
         objects, and generation scans would cost more than the projection itself.
 
         Into an empty store (the first run after a reset) of a store whose
         ``indexes_after_load`` names some (SQLite: ``consents_key``), those indexes are
-        dropped first and built once, sorted, on the commit thread right after the
-        second-to-last batch of the log as it stood at the start — while the last batch is
-        applied — so the build overlaps the projection; the last batch's rows then go
-        into the built index. Queries meanwhile are correct but slow.
+        dropped first and built once, sorted, by whoever commits, ``BUILD_AHEAD``
+        batches before the end of the log as it stood at the start — while the last
+        batches are applied — so the build overlaps the projection; the last batches'
+        rows then go into the built index. Queries meanwhile are correct but slow.
         """
         total = 0
-        pending: Future[None] | None = None
+        pending: deque[Future[None]] = deque()
         built: Future[None] | None = None
         gc_was_enabled = gc.isenabled()
         gc.disable()
@@ -203,6 +210,7 @@ class ProjectionRunner:
                 writer = WriterProcess(self.store)
             with ThreadPoolExecutor(1, thread_name_prefix="projection-commit") as pool:
                 commit = writer.commit if writer else partial(pool.submit, self.store.commit)
+                depth = 2 if writer else 1
                 build = (writer.create_indexes if writer
                          else partial(pool.submit, self.store.create_indexes))
                 while chunks and not self._stop.is_set():
@@ -213,17 +221,17 @@ class ProjectionRunner:
                             continue
                         writes = self.projection.prepare(rows, getattr(rows, "tally", None))
                         tracking = Position(self.source.source, p, rows[-1][0]).tracking()
-                        if pending is not None:
-                            self._settle(pending)
-                        pending = commit(writes, tracking)
+                        while len(pending) >= depth:
+                            self._settle(pending.popleft())
+                        pending.append(commit(writes, tracking))
                         total += len(rows)
                         if (bulk and built is None and len(parts) == 1
-                                and rows[-1][0] + self.batch_size >= ends[p]):
+                                and rows[-1][0] + BUILD_AHEAD * self.batch_size >= ends[p]):
                             built = build()
                     if max_events is not None and total >= max_events:
                         break
-                if pending is not None:
-                    self._settle(pending)
+                while pending:
+                    self._settle(pending.popleft())
                 if built is not None:
                     built.result()
         finally:

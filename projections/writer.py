@@ -55,6 +55,9 @@ class WriterProcess:
         self._in, self._out = self.proc.stdin, self.proc.stdout
         # One thread sends requests and waits for answers, so the caller goes on applying.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="projection-writer")
+        # After a failed request every later one is refused unsent: a batch committed
+        # after a failed one would move the position past events never applied.
+        self._failed: str | None = None
         self._pool.submit(self._call, store.writer_spec())  # answered before any request
 
     def commit(self, writes: Writes, tracking: Tracking) -> Future[None]:
@@ -68,6 +71,15 @@ class WriterProcess:
                     "tracking": [tracking.application_name, tracking.notification_id]})
 
     def _call(self, request: Any) -> None:
+        if self._failed is not None:
+            raise WriterError(f"not sent: an earlier request failed ({self._failed})")
+        try:
+            self._send_and_check(request)
+        except BaseException as e:
+            self._failed = f"{type(e).__name__}: {e}"
+            raise
+
+    def _send_and_check(self, request: Any) -> None:
         try:
             pipes.send(self._in, orjson.dumps(request))
             frame = pipes.receive(self._out)
