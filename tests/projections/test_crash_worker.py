@@ -44,6 +44,7 @@ def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
     # fixed sleeps stopped landing mid-stream once a replay got faster than they were.
     watch = open_store(target)
     positions = []
+    helpers: list[dict[int, str]] = []  # per kill: the worker's child processes
     for extra in (0.0, 0.05, 0.02, 0.1):
         before = watch.max_tracking_id("log/0") or 0
         p = _worker(scenario.data_dir, target, follow=True)
@@ -51,9 +52,16 @@ def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
         while (watch.max_tracking_id("log/0") or 0) == before and time.monotonic() < deadline:
             time.sleep(0.002)
         time.sleep(extra)
+        helpers.append(_children(p.pid))
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         positions.append(watch.max_tracking_id("log/0") or 0)
+        # Its reader and writer processes die with it (nothing goes on writing behind
+        # the restarted worker).
+        deadline = time.monotonic() + 5
+        while any(_alive(c) for c in helpers[-1]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not any(_alive(c) for c in helpers[-1]), helpers[-1]
         if positions[-1] >= total:
             break
     watch.close()
@@ -71,5 +79,32 @@ def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
     rebuild(scenario.source(), fresh)
     assert live.dump() == fresh.dump()
     live.close()
-    # The kills really landed mid-stream: some restarts resumed from a partial position.
+    # The kills really landed mid-stream: some restarts resumed from a partial position,
+    # and some found the worker committing through its writer process.
     assert any(0 < p < total for p in positions), positions
+    assert any("projections.writer" in c for h in helpers for c in h.values()), helpers
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` and their command lines (from /proc)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(
+                    b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
