@@ -29,7 +29,7 @@ import orjson
 from rich.console import Console
 from rich.progress import Progress
 
-from bench.common import percentile
+from bench.common import machine_seconds, percentile
 from ledger.clock import FixedClock, format_rfc3339
 from ledger.log.base import Prepared
 from ledger.log.sqlite import SQLiteLog
@@ -170,6 +170,7 @@ def measure(log: SQLiteLog, store: ReadModelStore, label: str, subjects: int,
         "consent_p50_ms": round(percentile(lat, 50), 3),
         "consent_p99_ms": round(percentile(lat, 99), 3),
         "batch_size": batch_size,
+        "machine_seconds": machine_seconds(),  # after the replay: the phase it ran in
     }
     print(orjson.dumps(fig).decode())
     return fig

@@ -29,4 +29,5 @@ def test_bench_projections_prints_figures_for_both_stores(tmp_path: Path, pg_dsn
         # events/s is events / replay time (printed rounded to 10 ms)
         assert rate > 0 and abs(rate * f["replay_seconds"] - 2000) <= rate * 0.005 + 1
         assert 0 < f["consent_p50_ms"] <= f["consent_p99_ms"]
+        assert 0 < f["machine_seconds"] < 60  # the machine's phase, printed beside them
     assert (tmp_path / "log-2000.sqlite").exists()  # built once, reused by the next run
