@@ -141,11 +141,9 @@ class ReadModelStore(Protocol):
       queries stay correct without them (only slower).
     """
 
-    #: The secondary indexes a load into an empty store drops first and builds at the end.
-    #: SQLite: ``consents_key`` (a million random inserts into it cost more than one
-    #: sorted build), while ``records_subject``, whose upkeep fits in the committing
-    #: thread's spare time, stays; PostgreSQL: none, its server maintains them in its own
-    #: process, overlapping the projection (measured: docs/benchmarks.md, "Projections").
+    #: The secondary indexes a load into an empty store drops first and builds near its
+    #: end: both, on both engines — a million random b-tree inserts cost more than one
+    #: sorted build (measured: docs/benchmarks.md, "Projections").
     indexes_after_load: tuple[str, ...]
 
     def commit(self, writes: Writes, tracking: Tracking) -> None: ...
@@ -249,6 +247,8 @@ class _SQLText:
 
 class _StoreBase(_SQLText):
     """The engine-independent half: SQL text, row shaping, dump."""
+
+    indexes_after_load: tuple[str, ...] = tuple(INDEXES)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -378,7 +378,6 @@ class SQLiteStore(_StoreBase):
     """Read models in one SQLite file (WAL), the default: ``DIR/readmodels.sqlite``."""
 
     mark = "?"
-    indexes_after_load = ("consents_key",)
 
     def __init__(self, path: Path | str, create: bool = True) -> None:
         """``create=False``: attach to a store that exists, changing nothing on open (a
@@ -480,7 +479,6 @@ class PostgresStore(_StoreBase):
     """Read models in PostgreSQL (production). ``dsn`` is a libpq URI or key=value string."""
 
     mark = "%s"
-    indexes_after_load: tuple[str, ...] = ()
     rows_of_json = "jsonb_array_elements(%s::jsonb) AS x"
     column = "x->>{i}"
     bigint_column = "(x->>{i})::bigint"
