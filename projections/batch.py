@@ -116,6 +116,8 @@ class Batch:
         self._erasures: dict[tuple[str, str], tuple[str, str] | None] = {}
         self._consent_count = 0  # histories cached, over all controllers
         self.writes = Writes()
+        #: Set when ``take`` dropped the caches to bound memory (see there).
+        self.cold = False
 
     # -- entities ------------------------------------------------------------------------
     def get(self, kind: str, controller: str, key: str) -> dict[str, Any] | None:
@@ -227,6 +229,9 @@ class Batch:
         writes.entities = {k: dumps(doc) for k, doc in writes.entities.items()}
         if len(self._entities) + self._consent_count + len(self._erasures) > self.cache_limit:
             self.discard()
+            # The next batch reads the store: a pipelined caller must first commit every
+            # batch handed out so far (``ProjectionRunner`` does), or it reads stale state.
+            self.cold = True
         return writes
 
     def discard(self) -> None:

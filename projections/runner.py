@@ -219,6 +219,12 @@ class ProjectionRunner:
                         if rows is None:
                             del chunks[p]
                             continue
+                        if self.projection.batch.cold:
+                            # Its caches were dropped: this batch reads the store, which
+                            # must first hold every batch applied before it.
+                            while pending:
+                                self._settle(pending.popleft())
+                            self.projection.batch.cold = False
                         writes = self.projection.prepare(rows, getattr(rows, "tally", None))
                         tracking = Position(self.source.source, p, rows[-1][0]).tracking()
                         while len(pending) >= depth:

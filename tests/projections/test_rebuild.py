@@ -142,3 +142,22 @@ def test_sqlite_and_postgresql_hold_the_same_rows(
         pg.close()
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.parametrize("writer_process", [True, False])
+def test_caches_dropped_for_memory_mid_catch_up_read_only_committed_state(
+    scenario: Scenario, store_factory: StoreFactory, writer_process: bool
+) -> None:
+    """When the caches grow past their limit they are dropped between two batches, and the
+    next batch reads what it needs from the store: the batches still in flight must be
+    committed first, or a consent given there is missed by the processing that follows."""
+    generate(scenario, 4000, seed=31)
+    scenario.flush()
+    small = store_factory()
+    runner = ProjectionRunner(scenario.source(), small, batch_size=200)
+    runner.writer_process = writer_process
+    runner.projection.batch.cache_limit = 50  # dropped after every batch
+    assert runner.run_once() == scenario.ledger.log.last_seq()
+    fresh = store_factory()
+    rebuild(scenario.source(), fresh, batch_size=5000)
+    assert small.dump() == fresh.dump()
