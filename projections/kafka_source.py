@@ -84,7 +84,10 @@ class KafkaSource:
         """Offsets not yet applied (transaction markers included: an upper bound)."""
         return max(0, self._end(TopicPartition(self.topic, partition)) - after)
 
-    def prefetch(self, partition: int, after: int, chunk: int) -> Prefetcher | None:
+    splits = False
+
+    def prefetch(self, partition: int, after: int, chunk: int,
+                 shard_fd: int | None = None) -> Prefetcher | None:
         return None  # the broker already streams ahead of the consumer
 
     def close(self) -> None:

@@ -12,23 +12,28 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 _ROOT = str(Path(__file__).resolve().parents[1])
 
 
-def spawn(module: str, *args: str, stdin: bool = False) -> subprocess.Popen[bytes]:
-    """``python -m module args`` with pipes to its stdout (and stdin), widened. The child
-    finds this package whatever the caller's working directory."""
+def spawn(module: str, *args: str, stdin: bool = False,
+          pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+    """``python -m module args`` with pipes to its stdout (and stdin), widened, and the
+    file descriptors ``pass_fds`` inherited (pipes between two children). The child finds
+    this package whatever the caller's working directory."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(
         [sys.executable, "-m", module, *args], env=env, stdout=subprocess.PIPE,
-        stdin=subprocess.PIPE if stdin else None,
+        stdin=subprocess.PIPE if stdin else None, pass_fds=pass_fds,
     )
     for pipe in (proc.stdin, proc.stdout):
         if pipe is not None:
@@ -36,10 +41,54 @@ def spawn(module: str, *args: str, stdin: bool = False) -> subprocess.Popen[byte
     return proc
 
 
-def widen(pipe: IO[bytes]) -> None:
+def widen(pipe: IO[bytes] | int) -> None:
     """Give a pipe 1 MiB of buffer (the default is 64 KiB), where the system allows."""
+    fd = pipe if isinstance(pipe, int) else pipe.fileno()
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or over the limit
-        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+
+
+def pipe() -> tuple[int, int]:
+    """A widened pipe between two children: ``(read end, write end)``, not inherited
+    unless passed (``spawn(pass_fds=…)``)."""
+    r, w = os.pipe()
+    widen(w)
+    return r, w
+
+
+class Receiver:
+    """Frames of a stream received on a thread into a small queue, so that the process
+    writing them is not held up while this one works (the pipe reads release the GIL).
+    Iterating gives the frames, then stops at the end of the stream (or if it breaks)."""
+
+    def __init__(self, stream: IO[bytes], depth: int = 1) -> None:
+        self._stream = stream
+        self._frames: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._receive, name="frames", daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        try:
+            while (frame := receive(self._stream)) is not None:
+                self._frames.put(frame)
+        except (OSError, ValueError):  # closed by close(): the reader stopped early
+            pass
+        self._frames.put(None)
+
+    def get(self) -> bytes | None:
+        """The next frame, or None at the end of the stream."""
+        return self._frames.get()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (frame := self._frames.get()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        """Close the stream (after its writer has been stopped) and reap the thread."""
+        while self._thread.is_alive():  # it may be blocked on a full queue
+            with contextlib.suppress(queue.Empty):
+                self._frames.get(timeout=0.05)
+        self._stream.close()
 
 
 def die_with_parent() -> None:

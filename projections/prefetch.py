@@ -22,12 +22,11 @@ import contextlib
 import gc
 import itertools
 import pickle
-import queue
 import sqlite3
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from typing import IO
 
 from projections import pipes
 
@@ -38,10 +37,15 @@ Tally = tuple[dict[tuple[str, str], int], dict[str, int]]
 
 
 class Rows(list[Row]):
-    """A chunk of rows with its ``tally``, made by the reader process: counting is
-    event-only work, so it is done on the other core (``controllers.count``)."""
+    """A chunk of rows from the reader process, with its ``tally`` (counting is event-only
+    work, so it is done on the other core: ``controllers.count``) and ``end``, the ``seq``
+    of the chunk's last row. When the chunk is split (``shard_fd``) the rows are this
+    applier's share and ``split`` is true; ``tally`` and ``end`` still cover all of it."""
 
     tally: Tally | None = None
+    end: int = 0
+    size: int = 0  # events in the whole chunk
+    split: bool = False
 
 
 def tally(rows: Sequence[Row]) -> Tally:
@@ -66,35 +70,28 @@ class Prefetcher:
     child finds the end of the log (events appended later are read by the caller).
 
     A thread of the runner's process receives each chunk's frame while the runner applies
-    the previous chunk (the pipe reads release the GIL); the runner only unpickles it."""
+    the previous chunk (``pipes.Receiver``); the runner only unpickles it. With
+    ``shard_fd`` (the write end of a pipe to ``projections.shard``), each chunk is split
+    by ``projections.routing``: the other applier's share goes there, this one's here."""
 
-    def __init__(self, path: str, after: int, chunk: int) -> None:
-        self.proc = pipes.spawn("projections.prefetch", path, str(after), str(chunk))
+    def __init__(self, path: str, after: int, chunk: int, shard_fd: int | None = None) -> None:
+        args = (path, str(after), str(chunk)) + ((str(shard_fd),) if shard_fd is not None else ())
+        self.proc = pipes.spawn("projections.prefetch", *args,
+                                pass_fds=(shard_fd,) if shard_fd is not None else ())
         assert self.proc.stdout is not None
-        self._out = self.proc.stdout
         # One frame waiting here, one being received: the reader stays a few chunks ahead.
-        self._frames: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
-        self._receiver = threading.Thread(
-            target=self._receive, name="projection-prefetch", daemon=True)
-        self._receiver.start()
+        self._frames = pipes.Receiver(self.proc.stdout)
 
-    def _receive(self) -> None:
-        try:
-            while (frame := pipes.receive(self._out)) is not None:
-                self._frames.put(frame)
-        except (OSError, ValueError):  # closed by close(): the runner stopped early
-            pass
-        self._frames.put(None)
-
-    def __iter__(self) -> Iterator[list[Row]]:
+    def __iter__(self) -> Iterator[Rows]:
         """Chunks in order. If the child dies (its error is on stderr), the iteration just
         ends early: the runner goes on reading in its own thread from the last row it got."""
-        while (frame := self._frames.get()) is not None:
+        for frame in self._frames:
             sent = pickle.loads(frame)
             if sent is None:
                 return
             rows = Rows(sent[0])
-            rows.tally = sent[1]
+            rows.tally, rows.end, rows.split = sent[1], sent[2], sent[3]
+            rows.size = sum(sent[1][0].values())
             yield rows
 
     def close(self) -> None:
@@ -102,10 +99,7 @@ class Prefetcher:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        while self._receiver.is_alive():  # it may be blocked on a full queue
-            with contextlib.suppress(queue.Empty):
-                self._frames.get(timeout=0.05)
-        self._out.close()
+        self._frames.close()
 
     def __enter__(self) -> Prefetcher:
         return self
@@ -129,33 +123,62 @@ def chunk_size(chunk: int, n: int, left: int) -> int:
     return max(1, min(chunk, rising, falling))
 
 
-def _serve(path: str, after: int, chunk: int) -> None:
+def _split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """The shares of the runner's applier and of the other (``projections.routing``)."""
+    from projections.routing import shard_of
+
+    mine: list[Row] = []
+    other: list[Row] = []
+    for row in rows:
+        shard = shard_of(row[0], row[1], row[3])
+        if shard != 1:
+            mine.append(row)
+        if shard != 0:
+            other.append(row)
+    return mine, other
+
+
+def _serve(path: str, after: int, chunk: int, shard_fd: int | None = None) -> None:
     pipes.die_with_parent()
     # Each chunk is a few hundred thousand acyclic tuples, freed by reference counting:
     # the cyclic collector only rescans them (it was two thirds of this process's CPU).
     gc.disable()
-    out = sys.stdout.buffer
     conn = connect(path)
+    try:
+        with (open(shard_fd, "wb") if shard_fd is not None
+              else contextlib.nullcontext()) as shard:
+            _read(conn, sys.stdout.buffer, shard, after, chunk)
+    except BrokenPipeError:  # the runner (or the other applier) stopped early
+        pass
+    finally:
+        conn.close()
+
+
+def _read(conn: sqlite3.Connection, out: IO[bytes], shard: IO[bytes] | None, after: int,
+          chunk: int) -> None:
     # Types and controllers are a handful of distinct strings: sending each once (pickle
     # refers back to an object it has already written) makes the runner's unpickling
     # about 40 % cheaper, and its dictionary lookups hit strings with cached hashes.
     names: dict[str, str] = {}
     name = names.setdefault
     end = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or after
-    try:
-        for n in itertools.count():
-            rows = read_rows(conn, after, chunk_size(chunk, n, end - after))
-            if not rows:
-                break
-            rows = [(seq, name(t, t), name(c, c), body) for seq, t, c, body in rows]
-            pipes.send(out, pickle.dumps((rows, tally(rows)), protocol=pickle.HIGHEST_PROTOCOL))
-            after = rows[-1][0]
-        pipes.send(out, pickle.dumps(None))
-    except BrokenPipeError:  # the runner stopped early: nothing left to do
-        pass
-    finally:
-        conn.close()
+    for n in itertools.count():
+        rows = read_rows(conn, after, chunk_size(chunk, n, end - after))
+        if not rows:
+            break
+        rows = [(seq, name(t, t), name(c, c), body) for seq, t, c, body in rows]
+        last = rows[-1][0]
+        mine = rows
+        if shard is not None:
+            # The other applier's share first: a chunk the runner has, it has too.
+            mine, other = _split(rows)
+            pipes.send(shard, pickle.dumps((other, last), protocol=pickle.HIGHEST_PROTOCOL))
+        pipes.send(out, pickle.dumps((mine, tally(rows), last, shard is not None),
+                                     protocol=pickle.HIGHEST_PROTOCOL))
+        after = last
+    pipes.send(out, pickle.dumps(None))
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
+           int(sys.argv[4]) if len(sys.argv) > 4 else None)

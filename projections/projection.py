@@ -14,7 +14,7 @@ see exactly the log prefix before its event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
@@ -50,19 +50,31 @@ class AuditProjection(Projection[ReadModelStore]):
         super().__init__(view)
         self.batch = Batch(view)
 
-    def prepare(self, rows: Sequence[Row], tally: Tally | None = None) -> Writes:
+    def prepare(self, rows: Sequence[Row], tally: Tally | None = None,
+                shadow: Collection[str] = ()) -> Writes:
         """Apply log rows (in log order) in memory; the writes still have to be committed
         (with the batch's position) before anything is visible. An event is decoded only
         when a handler wants it; every event is counted (``tally``: the counts the reader
-        process made of these rows, if it did)."""
+        process made of these rows, if it did).
+
+        ``shadow`` (the second applier of a split catch-up, ``projections.shard``): events
+        of these types change the caches only, their writes are the other applier's; and
+        nothing is counted (the other applier counts whole chunks)."""
         b = self.batch
         handlers = HANDLERS
         try:
             for seq, type_, controller, body in rows:
                 handler = handlers.get(type_)
-                if handler is not None:
+                if handler is None:
+                    continue
+                if type_ in shadow:
+                    kept, b.writes = b.writes, Writes()
                     handler(b, Event(seq, type_, controller, body))
-            controllers.count(b, rows, tally)
+                    b.writes = kept
+                else:
+                    handler(b, Event(seq, type_, controller, body))
+            if not shadow:
+                controllers.count(b, rows, tally)
             return b.take()
         except BaseException:
             b.discard()

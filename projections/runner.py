@@ -32,8 +32,9 @@ from ledger.log.base import Log, StoredEvent
 from ledger.log.sqlite import SQLiteLog
 from projections import prefetch
 from projections.batch import row_of
-from projections.prefetch import Prefetcher, Row
+from projections.prefetch import Prefetcher, Row, Rows
 from projections.projection import AuditProjection
+from projections.shard import ShardProcess
 from projections.store import ReadModelStore
 from projections.writer import WriterProcess
 
@@ -77,7 +78,11 @@ class EventSource(Protocol):
 
     def lag(self, partition: int, after: int) -> int: ...
 
-    def prefetch(self, partition: int, after: int, chunk: int) -> Prefetcher | None: ...
+    #: Whether ``prefetch`` can split its chunks between two appliers (``shard_fd``).
+    splits: bool
+
+    def prefetch(self, partition: int, after: int, chunk: int,
+                 shard_fd: int | None = None) -> Prefetcher | None: ...
 
     def close(self) -> None: ...
 
@@ -107,8 +112,13 @@ class LogSource:
     def lag(self, partition: int, after: int) -> int:
         return self.log.last_seq() - after
 
-    def prefetch(self, partition: int, after: int, chunk: int) -> Prefetcher | None:
-        return Prefetcher(str(self._path), after, chunk) if self._path else None
+    @property
+    def splits(self) -> bool:
+        return self._path is not None
+
+    def prefetch(self, partition: int, after: int, chunk: int,
+                 shard_fd: int | None = None) -> Prefetcher | None:
+        return Prefetcher(str(self._path), after, chunk, shard_fd) if self._path else None
 
     def close(self) -> None:
         """Close this source's own read-only connection (the log is the caller's)."""
@@ -134,6 +144,9 @@ class ProjectionRunner:
         self.projection.batch.authoritative = empty
         #: Commit catch-ups in a writer process (False: always on a thread of this one).
         self.writer_process = True
+        #: Split a catch-up's apply with a second applier process (``projections.shard``;
+        #: only with the writer process and a source that can split, the SQLite log).
+        self.split = True
         # A load into an empty store builds the secondary indexes after the load.
         self._bulk = empty
 
@@ -152,16 +165,28 @@ class ProjectionRunner:
         )
         return len(rows)
 
-    def _chunks(self, partition: int, after: int, far: bool) -> Iterator[list[Row]]:
+    def _chunks(self, partition: int, after: int, far: bool,
+                shard: ShardProcess | None = None) -> Iterator[list[Row]]:
         """Row batches after ``after`` until the end of the partition: read ahead by a
-        reader process while ``far`` behind (a catch-up), then read here."""
+        reader process while ``far`` behind (a catch-up), then read here. With ``shard``,
+        the reader splits each chunk and these are the runner's shares (``Rows.split``);
+        after them, the caches hold only this share's state: they are dropped (``cold``),
+        so the rest is applied from the store once the split batches are committed."""
         if far:
-            reader = self.source.prefetch(partition, after, self.batch_size)
-            if reader is not None:
-                with reader:
-                    for rows in reader:
-                        yield rows
-                        after = rows[-1][0]
+            reader = self.source.prefetch(partition, after, self.batch_size,
+                                          shard.reader_fd if shard else None)
+            if shard is not None:
+                shard.started()
+            try:
+                if reader is not None:
+                    with reader:
+                        for rows in reader:
+                            yield rows
+                            after = rows.end
+            finally:  # also when the runner stops early (``max_events``)
+                if shard is not None:
+                    self.projection.batch.discard()
+                    self.projection.batch.cold = True
         while rows := self.source.read_rows(partition, after, self.batch_size):
             yield rows
             after = rows[-1][0]
@@ -201,15 +226,21 @@ class ProjectionRunner:
         far = {p: lag > 2 * self.batch_size for p, lag in lags.items()}
         # Where the log ends now: a load builds its indexes before its last batch.
         ends = {p: starts[p] + lags[p] for p in parts}
-        chunks = {p: self._chunks(p, starts[p], far[p]) for p in parts}
         writer: WriterProcess | None = None
+        shard: ShardProcess | None = None
+        chunks: dict[int, Iterator[list[Row]]] = {}
         try:
             if bulk:
                 self.store.drop_indexes()
             if self.writer_process and any(far.values()):
-                writer = WriterProcess(self.store)
+                if self.split and len(parts) == 1 and self.source.splits:
+                    batch = self.projection.batch
+                    shard = ShardProcess(self.store, batch.authoritative,
+                                         Position(self.source.source, parts[0], 0).tracking_name,
+                                         batch.cache_limit)
+                writer = WriterProcess(self.store, shard.writer_fd if shard else None)
+            chunks = {p: self._chunks(p, starts[p], far[p], shard) for p in parts}
             with ThreadPoolExecutor(1, thread_name_prefix="projection-commit") as pool:
-                commit = writer.commit if writer else partial(pool.submit, self.store.commit)
                 depth = 2 if writer else 1
                 build = (writer.create_indexes if writer
                          else partial(pool.submit, self.store.create_indexes))
@@ -226,13 +257,18 @@ class ProjectionRunner:
                                 self._settle(pending.popleft())
                             self.projection.batch.cold = False
                         writes = self.projection.prepare(rows, getattr(rows, "tally", None))
-                        tracking = Position(self.source.source, p, rows[-1][0]).tracking()
+                        end = rows.end if isinstance(rows, Rows) else rows[-1][0]
+                        tracking = Position(self.source.source, p, end).tracking()
                         while len(pending) >= depth:
                             self._settle(pending.popleft())
-                        pending.append(commit(writes, tracking))
-                        total += len(rows)
+                        if writer is not None:
+                            pending.append(writer.commit(writes, tracking,
+                                                         getattr(rows, "split", False)))
+                        else:
+                            pending.append(pool.submit(self.store.commit, writes, tracking))
+                        total += rows.size if isinstance(rows, Rows) else len(rows)
                         if (bulk and built is None and len(parts) == 1
-                                and rows[-1][0] + BUILD_AHEAD * self.batch_size >= ends[p]):
+                                and end + BUILD_AHEAD * self.batch_size >= ends[p]):
                             built = build()
                     if max_events is not None and total >= max_events:
                         break
@@ -245,6 +281,8 @@ class ProjectionRunner:
                 it.close()  # stops a reader process left running
             if writer is not None:
                 writer.close()
+            if shard is not None:  # after the writer: it may still need the last shares
+                shard.close()
             if bulk and (built is None or built.exception() is not None):
                 self.store.create_indexes()
             if gc_was_enabled:

@@ -390,7 +390,7 @@ class SQLiteStore(_StoreBase):
             _prepare_sqlite_file(self.path)
         self.datastore = SQLiteDatastore(self.path, pool_size=2, max_overflow=4, lock_timeout=30)
         pool = self.datastore.pool
-        create = pool._create_connection
+        connect = pool._create_connection
 
         def tuned() -> Any:
             # Read models are derived data: synchronous=NORMAL in WAL mode survives a
@@ -399,7 +399,7 @@ class SQLiteStore(_StoreBase):
             # from the (equally lost) position. Consistency of rows and position holds.
             # A checkpoint every 10,000 pages (160 MB) rather than 1,000: a replay dirties
             # the same pages in batch after batch, and each checkpoint copies and syncs them.
-            conn = create()
+            conn = connect()
             raw = conn._sqlite_conn
             raw.execute("PRAGMA synchronous=NORMAL")
             raw.execute("PRAGMA cache_size=-131072")

@@ -30,16 +30,18 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import os
 import pickle
 import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
 from typing import IO, Any
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from projections import pipes
-from projections.store import ReadModelStore, Writes, open_spec, table_rows
+from projections.store import COLUMNS, ReadModelStore, Writes, open_spec, table_rows
 
 
 def encode(doc: Any) -> bytes:
@@ -63,8 +65,12 @@ class WriterProcess:
     """``commit`` and ``create_indexes`` of a store, run by a child process in request
     order; each returns a ``Future`` that settles when the child has answered."""
 
-    def __init__(self, store: ReadModelStore) -> None:
-        self.proc = pipes.spawn("projections.writer", stdin=True)
+    def __init__(self, store: ReadModelStore, shard_fd: int | None = None) -> None:
+        """``shard_fd``: the read end of the pipe from the second applier
+        (``projections.shard``), whose share of a batch a commit may ask to add."""
+        args = (str(shard_fd),) if shard_fd is not None else ()
+        self.proc = pipes.spawn("projections.writer", *args, stdin=True,
+                                pass_fds=(shard_fd,) if shard_fd is not None else ())
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in, self._out = self.proc.stdin, self.proc.stdout
         # One thread sends requests and waits for answers, so the caller goes on applying.
@@ -74,14 +80,15 @@ class WriterProcess:
         self._failed: str | None = None
         self._pool.submit(self._call, store.writer_spec())  # answered before any request
 
-    def commit(self, writes: Writes, tracking: Tracking) -> Future[None]:
-        return self._pool.submit(self._commit, writes, tracking)
+    def commit(self, writes: Writes, tracking: Tracking, split: bool = False) -> Future[None]:
+        """``split``: add the second applier's share of this batch (the same position)."""
+        return self._pool.submit(self._commit, writes, tracking, split)
 
     def create_indexes(self) -> Future[None]:
         return self._pool.submit(self._call, {"op": "create_indexes"})
 
-    def _commit(self, writes: Writes, tracking: Tracking) -> None:
-        self._call({"op": "commit", "rows": table_rows(writes),
+    def _commit(self, writes: Writes, tracking: Tracking, split: bool) -> None:
+        self._call({"op": "commit", "rows": table_rows(writes), "split": split,
                     "tracking": [tracking.application_name, tracking.notification_id]})
 
     def _call(self, request: Any) -> None:
@@ -152,7 +159,31 @@ def _single_threaded_sqlite() -> None:
     lib.sqlite3_initialize()
 
 
-def _serve() -> None:
+#: Where ``seq`` stands in each append-only table's rows.
+_SEQ = {t: cols.index("seq") for t, cols in COLUMNS.items() if "seq" in cols}
+
+
+def _with_share(tables: dict[str, list[Any]], shares: pipes.Receiver | None,
+                end: int) -> dict[str, list[Any]]:
+    """A batch's rows with the second applier's share of it added, in log order again:
+    appended out of order, keyed rows would land inside the b-tree pages just written and
+    split them (a sort of two sorted runs is a merge). The shares' keys are disjoint by
+    construction (``projections.routing``)."""
+    frame = shares.get() if shares is not None else None
+    if frame is None:
+        raise WriterError(f"the second applier ended before its share of the batch to {end}")
+    share = pickle.loads(frame)
+    if share["end"] != end:
+        raise WriterError(f"the second applier sent the batch to {share['end']}, not {end}")
+    for table, rows in share["rows"].items():
+        merged = [*tables.get(table, ()), *rows]
+        if table in _SEQ:
+            merged.sort(key=itemgetter(_SEQ[table]))
+        tables[table] = merged
+    return tables
+
+
+def _serve(shard_fd: int | None = None) -> None:
     pipes.die_with_parent()
     # Requests are made of millions of small acyclic objects: a collection is pure cost.
     gc.disable()
@@ -169,13 +200,19 @@ def _serve() -> None:
         _answer(out, {"error": type(e).__name__, "message": str(e)})
         return
     _answer(out, {"ok": True})
+    # The second applier's shares, received on a thread so that it never waits for us.
+    shares = None
+    if shard_fd is not None:
+        shares = pipes.Receiver(os.fdopen(shard_fd, "rb"), depth=2)
     try:
         while (frame := pipes.receive(inp)) is not None:
             request = pickle.loads(frame)
             try:
                 if request["op"] == "commit":
-                    store.commit_rows(request["rows"], Tracking(*request["tracking"]),
-                                      alone=True)
+                    tables = request["rows"]
+                    if request.get("split"):
+                        tables = _with_share(tables, shares, request["tracking"][1])
+                    store.commit_rows(tables, Tracking(*request["tracking"]), alone=True)
                 elif request["op"] == "create_indexes":
                     store.create_indexes()
                 else:
@@ -191,4 +228,4 @@ def _serve() -> None:
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else None)

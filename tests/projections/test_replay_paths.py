@@ -21,14 +21,17 @@ from projection_streams import Scenario, generate
 
 from projections import prefetch
 from projections.runner import LogSource, ProjectionRunner, rebuild
-from projections.store import INDEXES, SQLiteStore
+from projections.store import INDEXES, SQLiteStore, open_spec
 from projections.writer import WriterProcess
 
 
 class _InThread(LogSource):
     """The same log, never read by a reader process."""
 
-    def prefetch(self, partition: int, after: int, chunk: int) -> prefetch.Prefetcher | None:
+    splits = False
+
+    def prefetch(self, partition: int, after: int, chunk: int,
+                 shard_fd: int | None = None) -> prefetch.Prefetcher | None:
         return None
 
 
@@ -220,3 +223,18 @@ def test_a_reader_makes_small_chunks_at_both_ends_of_a_catch_up() -> None:
     assert prefetch.chunk_size(50_000, 4, 1_000_000) == 50_000  # the middle: whole batches
     # Past the end as it stood at the start (the log grew meanwhile): whole batches.
     assert prefetch.chunk_size(50_000, 30, 0) == 50_000
+
+
+def test_attaching_to_a_store_changes_nothing(store_factory: StoreFactory) -> None:
+    """The writer process and the second applier attach to the runner's store
+    (``open_spec``): they must not build again the indexes the runner dropped for a load
+    (a shadowed name once made every SQLite attach run the whole DDL)."""
+    store = store_factory()
+    store.drop_indexes()
+    attached = open_spec(store.writer_spec())
+    attached.close()
+    after = {r[0] for r in store._execute(  # type: ignore[attr-defined]
+        "SELECT name FROM sqlite_master WHERE type='index'" if isinstance(store, SQLiteStore)
+        else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
+    assert not set(store.indexes_after_load) & after
+    store.create_indexes()
