@@ -196,9 +196,11 @@ class ProjectionRunner:
 
         Pipelined: while batch k commits, batch k+1 is read and applied in memory. A
         catch-up (more than two batches behind in some partition) reads ahead in a reader
-        process (``prefetch``) and commits in a writer process (``writer``), so the three
-        jobs share the cores; otherwise batches commit on a helper thread (the database
-        works outside the GIL). Commits stay strictly in order, each with its own
+        process (``prefetch``), is applied by this runner and a second applier
+        (``shard``, the SQLite log only), each its share of every chunk
+        (``routing``), and commits in a writer process (``writer``), so the jobs share
+        the cores; otherwise batches commit on a helper thread (the database works
+        outside the GIL). Commits stay strictly in order, each with its own
         position; the writer process may hold two batches (one committing, one waiting:
         the applier and the writer each have a batch in hand when the other is slower),
         the commit thread one. If a commit fails, nothing after it is committed (the

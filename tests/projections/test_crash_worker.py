@@ -56,8 +56,8 @@ def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         positions.append(watch.max_tracking_id("log/0") or 0)
-        # Its reader and writer processes die with it (nothing goes on writing behind
-        # the restarted worker).
+        # Its reader, second applier and writer processes die with it (nothing goes on
+        # writing behind the restarted worker).
         deadline = time.monotonic() + 5
         while any(_alive(c) for c in helpers[-1]) and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -83,6 +83,7 @@ def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
     # and some found the worker committing through its writer process.
     assert any(0 < p < total for p in positions), positions
     assert any("projections.writer" in c for h in helpers for c in h.values()), helpers
+    assert any("projections.shard" in c for h in helpers for c in h.values()), helpers
 
 
 def _children(pid: int) -> dict[int, str]:
