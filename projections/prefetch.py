@@ -123,21 +123,6 @@ def chunk_size(chunk: int, n: int, left: int) -> int:
     return max(1, min(chunk, rising, falling))
 
 
-def _split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
-    """The shares of the runner's applier and of the other (``projections.routing``)."""
-    from projections.routing import shard_of
-
-    mine: list[Row] = []
-    other: list[Row] = []
-    for row in rows:
-        shard = shard_of(row[0], row[1], row[3])
-        if shard != 1:
-            mine.append(row)
-        if shard != 0:
-            other.append(row)
-    return mine, other
-
-
 def _serve(path: str, after: int, chunk: int, shard_fd: int | None = None) -> None:
     pipes.die_with_parent()
     # Each chunk is a few hundred thousand acyclic tuples, freed by reference counting:
@@ -162,6 +147,8 @@ def _read(conn: sqlite3.Connection, out: IO[bytes], shard: IO[bytes] | None, aft
     names: dict[str, str] = {}
     name = names.setdefault
     end = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or after
+    if shard is not None:
+        from projections.routing import split  # msgspec: only a splitting reader needs it
     for n in itertools.count():
         rows = read_rows(conn, after, chunk_size(chunk, n, end - after))
         if not rows:
@@ -171,7 +158,7 @@ def _read(conn: sqlite3.Connection, out: IO[bytes], shard: IO[bytes] | None, aft
         mine = rows
         if shard is not None:
             # The other applier's share first: a chunk the runner has, it has too.
-            mine, other = _split(rows)
+            mine, other = split(rows)
             pipes.send(shard, pickle.dumps((other, last), protocol=pickle.HIGHEST_PROTOCOL))
         pipes.send(out, pickle.dumps((mine, tally(rows), last, shard is not None),
                                      protocol=pickle.HIGHEST_PROTOCOL))

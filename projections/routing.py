@@ -67,21 +67,31 @@ class _Keys(msgspec.Struct):
 _decode = msgspec.json.Decoder(_Keys).decode
 
 
-def shard_of(seq: int, type_: str, body: bytes | str) -> int | None:
-    """0 or 1, or None for both."""
-    if type_ in BROADCAST:
-        return None
-    kind = KEYS.get(type_)
-    if kind is None:
-        return seq & 1
-    keys = _decode(body)
-    if kind == "subject":
-        key = keys.subject
-    elif kind == "flow":
-        key = f"{keys.data.recipient_id}|{keys.data.destination_country}"
-    else:
-        key = getattr(keys.data, kind)
-    if key is None:
-        return seq & 1  # no state of its own (a processing event without a subject)
-    # crc32, not hash(): the same answer in every process, whatever PYTHONHASHSEED.
-    return zlib.crc32(str(key).encode()) & 1
+def split(rows: list[tuple[int, str, str, bytes]]) -> tuple[list[Any], list[Any]]:
+    """The shares of applier 0 (the runner) and applier 1 of a chunk of log rows, in log
+    order; broadcast events are in both. Written for speed (locals, no call per row): the
+    reader process runs it on every event of a catch-up."""
+    mine: list[Any] = []
+    other: list[Any] = []
+    keep, give = mine.append, other.append
+    keys, broadcast, decode, crc32 = KEYS, BROADCAST, _decode, zlib.crc32
+    for row in rows:
+        seq, type_, _, body = row
+        kind = keys.get(type_)
+        if kind is None:
+            if type_ in broadcast:
+                keep(row)
+                give(row)
+                continue
+            shard = seq & 1
+        else:
+            k = decode(body)
+            if kind == "subject":
+                key = k.subject
+            elif kind == "flow":
+                key = f"{k.data.recipient_id}|{k.data.destination_country}"
+            else:
+                key = getattr(k.data, kind)
+            shard = seq & 1 if key is None else crc32(str(key).encode()) & 1
+        (give if shard else keep)(row)
+    return mine, other
