@@ -51,9 +51,12 @@ class ShardProcess:
         """Close this process's copies of the pipe ends that the reader and the writer
         now hold: each pipe must end when its one writer does."""
         for fd in (self.reader_fd, self.writer_fd):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+        self.reader_fd = self.writer_fd = -1
 
     def close(self) -> None:
+        self.started()  # if the reader never started
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
