@@ -25,15 +25,17 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def spawn(module: str, *args: str, stdin: bool = False,
-          pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
-    """``python -m module args`` with pipes to its stdout (and stdin), widened, and the
-    file descriptors ``pass_fds`` inherited (pipes between two children). The child finds
-    this package whatever the caller's working directory."""
+          fds: tuple[int | None, ...] = ()) -> subprocess.Popen[bytes]:
+    """``python -m module args fds`` with pipes to its stdout (and stdin), widened; each
+    of ``fds`` that is not None is inherited (pipes between two children) and its number
+    appended to the arguments. The child finds this package whatever the caller's working
+    directory."""
+    passed = tuple(fd for fd in fds if fd is not None)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args], env=env, stdout=subprocess.PIPE,
-        stdin=subprocess.PIPE if stdin else None, pass_fds=pass_fds,
+        [sys.executable, "-m", module, *args, *map(str, passed)], env=env,
+        stdout=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None, pass_fds=passed,
     )
     for pipe in (proc.stdin, proc.stdout):
         if pipe is not None:
@@ -50,7 +52,7 @@ def widen(pipe: IO[bytes] | int) -> None:
 
 def pipe() -> tuple[int, int]:
     """A widened pipe between two children: ``(read end, write end)``, not inherited
-    unless passed (``spawn(pass_fds=…)``)."""
+    unless passed (``spawn(fds=…)``)."""
     r, w = os.pipe()
     widen(w)
     return r, w

@@ -75,9 +75,8 @@ class Prefetcher:
     by ``projections.routing``: the other applier's share goes there, this one's here."""
 
     def __init__(self, path: str, after: int, chunk: int, shard_fd: int | None = None) -> None:
-        args = (path, str(after), str(chunk)) + ((str(shard_fd),) if shard_fd is not None else ())
-        self.proc = pipes.spawn("projections.prefetch", *args,
-                                pass_fds=(shard_fd,) if shard_fd is not None else ())
+        self.proc = pipes.spawn("projections.prefetch", path, str(after), str(chunk),
+                                fds=(shard_fd,))
         assert self.proc.stdout is not None
         # One frame waiting here, one being received: the reader stays a few chunks ahead.
         self._frames = pipes.Receiver(self.proc.stdout)

@@ -37,8 +37,7 @@ class ShardProcess:
                  cache_limit: int) -> None:
         in_r, self.reader_fd = pipes.pipe()  # reader -> this child
         self.writer_fd, out_w = pipes.pipe()  # this child -> writer
-        self.proc = pipes.spawn("projections.shard", str(in_r), str(out_w), stdin=True,
-                                pass_fds=(in_r, out_w))
+        self.proc = pipes.spawn("projections.shard", stdin=True, fds=(in_r, out_w))
         os.close(in_r)
         os.close(out_w)
         assert self.proc.stdin is not None

@@ -68,9 +68,7 @@ class WriterProcess:
     def __init__(self, store: ReadModelStore, shard_fd: int | None = None) -> None:
         """``shard_fd``: the read end of the pipe from the second applier
         (``projections.shard``), whose share of a batch a commit may ask to add."""
-        args = (str(shard_fd),) if shard_fd is not None else ()
-        self.proc = pipes.spawn("projections.writer", *args, stdin=True,
-                                pass_fds=(shard_fd,) if shard_fd is not None else ())
+        self.proc = pipes.spawn("projections.writer", stdin=True, fds=(shard_fd,))
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in, self._out = self.proc.stdin, self.proc.stdout
         # One thread sends requests and waits for answers, so the caller goes on applying.
