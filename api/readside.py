@@ -91,11 +91,11 @@ class ReadSide:
     def behind(self, controller: str) -> bool:
         return self.runner.position() < self.needed(controller)
 
-    def ensure_caught_up(self, controller: str,
-                         wait: float = CATCH_UP_WAIT_SECONDS) -> None:
+    def ensure_caught_up(self, controller: str, wait: float | None = None) -> None:
         """Return once the read side has applied every event of ``controller`` the log
-        held when called (waiting up to ``wait`` s for a worker, or catching up here
-        without one); else raise ``NotCaughtUp``."""
+        held when called (waiting up to ``wait`` s, default ``CATCH_UP_WAIT_SECONDS``, for
+        a worker, or catching up here without one); else raise ``NotCaughtUp``."""
+        wait = CATCH_UP_WAIT_SECONDS if wait is None else wait
         need = self.needed(controller)
         if self.runner.position() >= need:
             return
@@ -109,6 +109,13 @@ class ReadSide:
             error = None if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
         position = self.runner.position()
         if position < need:
+            if error is None:  # what the worker recorded, if its last run failed
+                try:
+                    doc = self.store.get_status(self._status_name) or {}
+                except Exception:
+                    doc = {}
+                if doc.get("failing") and doc.get("last_error"):
+                    error = doc["last_error"].get("error")
             raise NotCaughtUp(controller, need, position, error)
 
     def call(self, name: str, controller: str, **kw: Any) -> Any:
