@@ -190,3 +190,37 @@ def test_instant_reads_rfc3339_with_any_offset() -> None:
         2026, 3, 1, 9, 0, 0, 500000, tzinfo=UTC)
     assert unprocessable.instant("2026-03-01t10:00:00z").hour == 10
     assert ("aware_at",) in dict(unprocessable.time_fields()["breach.aware"])
+
+
+def test_a_body_that_is_no_envelope_is_routed_and_recorded(
+    scenario: Scenario, store_factory: StoreFactory
+) -> None:
+    """Routing (the reader process of a split catch-up) and the applier take it in their
+    stride: a finding without evidence (no event id can be read), nothing else."""
+    from projections import routing
+    from projections.projection import AuditProjection
+
+    mine, other = routing.split([(5, "consent.given", CID, b"not json"),
+                                 (6, "breach.aware", CID, b'{"data": []}')])
+    assert len(mine) + len(other) == 2
+    store = store_factory()
+    scenario.project(store)
+    projection = AuditProjection(store)
+    writes = projection.prepare([(10**6, "consent.given", CID, b"not json")])
+    (row,) = writes.findings
+    assert row[2] == unprocessable.CODE and '"evidence":[]' in row[3]
+    assert "envelope" in row[3]
+
+
+def test_a_kafka_record_without_headers_or_key_is_read_from_its_envelope() -> None:
+    from kafka.consumer.fetcher import ConsumerRecord
+
+    from projections.kafka_source import _row
+
+    def record(key: bytes | None, value: bytes, headers: list) -> ConsumerRecord:
+        return ConsumerRecord("t", 0, 0, 41, 0, 0, key, value, headers, None, 0, 0, 0)
+
+    body = b'{"type": "breach.aware", "controller": "NO-1"}'
+    assert _row(record(None, body, [])) == (42, "breach.aware", "NO-1", body)
+    assert _row(record(b"NO-2", body, [("type", b"x.y")])) == (42, "x.y", "NO-2", body)
+    assert _row(record(None, b"\xff", [])) == (42, "", "", b"\xff")
