@@ -91,9 +91,16 @@ Limit = Annotated[int, Query(ge=1, le=1000, description=(
 Cursor = Annotated[str | None, Query(max_length=100, description=CURSOR_RULE)]
 Filter = Annotated[str | None, Query(max_length=200)]
 
-#: What a time parameter must look like (the calendar checks follow in ``parse_time``).
-TIME_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-                r"([Zz]|[+-][0-9]{2}:[0-9]{2}))?$")
+#: What a time parameter must look like: years 0002-9998, months, days up to 31, hours,
+#: minutes and seconds (no leap second), offsets up to ±23:59. The calendar checks that no
+#: pattern can make (30 February, an offset that moves the instant off the years) follow
+#: in ``parse_time``.
+TIME_PATTERN = (
+    r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]"
+    r"|999[0-8])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+)
 
 
 def time_query(what: str, alias: str | None = None) -> Any:

@@ -29,6 +29,10 @@ EDGES = [
     "2026-02-30",
     "2026-01-01T10:00:00",  # no offset
     "2026-01-01T10:00:00+24:00",
+    # these match the documented pattern; the calendar check after it refuses them
+    "0002-01-01T00:00:00+23:59",  # year 1 in UTC
+    "9998-12-31T23:59:59-23:59",  # year 9999 in UTC
+    "2026-02-29",
 ]
 
 
