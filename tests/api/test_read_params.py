@@ -169,3 +169,41 @@ def test_status_reports_the_last_error_of_a_run(behind: tuple[Api, ReadSide]) ->
     st = rs.status()
     assert st["caught_up"] is True and st["worker"]["failing"] is False
     assert "entities" in st["last_error"]["error"]  # kept after recovery
+
+
+# -- events the read side cannot interpret, beneath ingest -----------------------------------
+
+def _beneath_ingest(a: Api, type_: str, data: dict, occurred_at: str) -> str:
+    """Append a signed event to the log without ingest's checks (as an old log holds it)."""
+    import hashlib
+
+    from ledger.canonical import signed_and_unsigned
+    from ledger.log.base import Prepared
+    from ledger.signing import DOMAIN
+
+    env = a.event(type_=type_, data=data, subject=None, occurred_at=occurred_at)
+    body, unsigned = signed_and_unsigned(env)
+    a.world.ledger.log.append([Prepared(
+        env["event_id"], CONTROLLER, type_, "crm", occurred_at, body,
+        hashlib.sha256(DOMAIN + unsigned).digest())], "2026-12-01T00:00:00.000Z")
+    return env["event_id"]
+
+
+def test_read_routes_answer_over_events_that_cannot_be_interpreted(api: Api) -> None:
+    bad = [
+        _beneath_ingest(api, "breach.aware", {"breach_id": "b1", "aware_at":
+                        "2026-06-30T23:59:60Z"}, "2026-07-01T00:00:00Z"),
+        _beneath_ingest(api, "rights_request.received", {
+            "request_id": "r1", "right": "access", "received_at": "0000-01-01T00:00:00Z"},
+            "0001-01-01T00:00:00+23:59"),
+    ]
+    api.world.ledger.flush()
+    for path in ("breaches", "rights-requests", "deadlines", "findings", "evidence", "events",
+                 "ropa", "recipients", "transfers"):
+        assert api.get(f"{C}/{path}").status_code == 200, path
+    found = api.get(f"{C}/findings", params={"code": "unprocessable_event"}).json()["items"]
+    assert sorted(f["evidence"][0] for f in found) == sorted(bad)
+    # an event whose occurred_at cannot be interpreted lies in no period
+    r = api.get(f"{C}/events", params={"from": "2000-01-01", "limit": 1000})
+    assert r.status_code == 200
+    assert bad[1] not in {e["event_id"] for e in r.json()["items"]}
