@@ -18,20 +18,23 @@ from typing import Any
 
 import msgspec
 
-from ledger.clock import format_rfc3339, parse_rfc3339
+from ledger.clock import format_rfc3339
 from ledger.log.base import StoredEvent
 from projections.prefetch import Row
 from projections.store import ReadModelStore, Writes, dumps
+from projections.unprocessable import Unprocessable, check, instant
 
 _MISSING = object()
 
 
 def utc(ts: str) -> str:
     """An RFC 3339 instant written the one way (UTC, milliseconds, ``Z``): such strings
-    sort in time order, so the stores can compare them as text."""
+    sort in time order, so the stores can compare them as text. ``ValueError`` when
+    ``ts`` cannot be interpreted (``projections.unprocessable.instant``); text already
+    in that form is returned as it is (events are checked when they are made)."""
     if len(ts) == 24 and ts[-1] == "Z" and ts[10] == "T" and ts[19] == ".":
         return ts
-    return format_rfc3339(parse_rfc3339(ts))
+    return format_rfc3339(instant(ts))
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -53,7 +56,11 @@ class Event:
     controller, body)``: ``event_id``, ``occurred_at`` and ``subject`` come from the
     envelope (the log's columns are copies of them). A plain slotted class: a frozen
     dataclass sets every field through ``object.__setattr__``, which a million events
-    notice."""
+    notice.
+
+    Made only from an event the read side can interpret: an envelope that does not
+    decode, or a time in it that ``projections.unprocessable.check`` refuses, raises
+    ``Unprocessable`` here, before any handler sees it."""
 
     __slots__ = (
         "at",
@@ -67,7 +74,11 @@ class Event:
     )
 
     def __init__(self, seq: int, type_: str, controller: str, body: bytes | str) -> None:
-        env = _decode(body)
+        try:
+            env = _decode(body)
+        except msgspec.DecodeError as exc:  # ValidationError is one too
+            raise Unprocessable("envelope", str(exc)) from None
+        check(type_, env.occurred_at, env.data)
         self.seq = seq
         self.type = type_
         self.controller = controller

@@ -159,6 +159,22 @@ def view(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
+def unreadable_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """``view`` of a breach whose stored facts cannot be interpreted (``status``
+    ``unprocessable``, no deadline): the register still lists it, ``findings`` says why."""
+    return {
+        "breach_id": doc.get("breach_id"), "status": "unprocessable", "aware_at": None,
+        "authority_due": None, "risk": (doc.get("assessment") or {}).get("risk"),
+        "notified_at": None,
+        "obligations": {"record": True, "notify_authority": True,
+                        "communicate_subjects": False},
+        "detected_at": None, "awareness_gap_seconds": None, "exemption": None,
+        "subjects_communicated_at": None, "closed_at": None,
+        "notifications": list(doc.get("notifications") or []),
+        "evidence": list(doc.get("events", [])),
+    }
+
+
 def findings(doc: dict[str, Any], controller_id: str, now: datetime) -> list[dict[str, Any]]:
     """``breach_notified_late_without_reasons``, ``breach_not_notified`` (72 h passed, not
     assessed unlikely, no notification), ``breach_subjects_not_communicated`` (closed, high

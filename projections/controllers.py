@@ -95,9 +95,11 @@ def _producer_registered(b: Batch, ev: Event) -> None:
 def _producer_revoked(b: Batch, ev: Event) -> None:
     pid = ev.data["producer_id"]
 
+    revoked_at = ev.data["revoked_at"]  # read before anything changes (projection.py)
+
     def change(doc: dict[str, Any]) -> None:
         doc.setdefault("producer_id", pid)
-        doc["revoked_at"] = ev.data["revoked_at"]
+        doc["revoked_at"] = revoked_at
         doc["revoked_event_id"] = ev.event_id
 
     b.update("producer", ev.controller, pid, change)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
+import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from projections.prefetch import Prefetcher, Row
@@ -75,9 +77,7 @@ class KafkaSource:
             for record in polled.get(tp, ()):
                 if record.offset >= end or len(rows) >= limit:
                     break
-                headers = dict(record.headers or ())
-                rows.append((record.offset + 1, headers["type"].decode(),
-                             record.key.decode(), record.value))
+                rows.append(_row(record))
         return rows
 
     def lag(self, partition: int, after: int) -> int:
@@ -92,3 +92,23 @@ class KafkaSource:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _row(record: Any) -> Row:
+    """A record as a log row. The sequencer always sets the ``type`` header and the key
+    (the controller); a record written to the topic some other way may lack them, and
+    must not stop the projections of every tenant: they are read from the envelope
+    then, and a record that has neither becomes a row no handler takes (counted, and
+    the projection records an event it cannot read as ``unprocessable_event``)."""
+    headers = dict(record.headers or ())
+    type_, key = headers.get("type"), record.key
+    if type_ is None or key is None:
+        try:
+            env = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            env = None
+        env = env if isinstance(env, dict) else {}
+        type_ = type_ if type_ is not None else str(env.get("type", "")).encode()
+        key = key if key is not None else str(env.get("controller", "")).encode()
+    return (record.offset + 1, type_.decode(errors="replace"), key.decode(errors="replace"),
+            record.value)

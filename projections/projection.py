@@ -14,6 +14,7 @@ see exactly the log prefix before its event.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Sequence
 
 from eventsourcing.persistence import Tracking
@@ -29,11 +30,13 @@ from projections import (
     recipients,
     rights,
     ropa,
+    unprocessable,
 )
 from projections import transfers as transfer_model
 from projections.batch import Batch, Event, row_of
 from projections.prefetch import Row, Tally
-from projections.store import ReadModelStore, Writes
+from projections.store import ReadModelStore, Writes, dumps
+from projections.unprocessable import UNREADABLE
 
 Handler = Callable[[Batch, Event], None]
 
@@ -67,18 +70,41 @@ class AuditProjection(Projection[ReadModelStore]):
                 handler = handlers.get(type_)
                 if handler is None:
                     continue
+                # One event's failure is that event's and its controller's alone: it is
+                # not applied, an ``unprocessable_event`` finding records it, and the
+                # batch goes on (``projections.unprocessable``). try costs nothing in
+                # Python 3.11 until something is raised.
+                # Only errors of the event's values are caught: a store that cannot be
+                # read (say) fails the batch as before, it is no fact about the event.
+                try:
+                    ev = Event(seq, type_, controller, body)
+                except UNREADABLE as exc:
+                    if type_ not in shadow:  # a broadcast event: the runner's records it
+                        self._unprocessable(seq, type_, controller, body, exc)
+                    continue
                 if type_ in shadow:
                     kept, b.writes = b.writes, Writes()
-                    handler(b, Event(seq, type_, controller, body))
+                    # A failure here is the other applier's to record (it writes these).
+                    with contextlib.suppress(*UNREADABLE):
+                        handler(b, ev)
                     b.writes = kept
-                else:
-                    handler(b, Event(seq, type_, controller, body))
+                    continue
+                try:
+                    handler(b, ev)
+                except UNREADABLE as exc:
+                    _drop_rows(b.writes, seq)
+                    self._unprocessable(seq, type_, controller, body, exc)
             if not shadow:
                 controllers.count(b, rows, tally)
             return b.take()
         except BaseException:
             b.discard()
             raise
+
+    def _unprocessable(self, seq: int, type_: str, controller: str, body: bytes | str,
+                       exc: BaseException) -> None:
+        doc = unprocessable.finding_doc(type_, unprocessable.event_id_of(body), exc)
+        self.batch.writes.findings.append((controller, seq, unprocessable.CODE, dumps(doc)))
 
     def process_rows(self, rows: Sequence[Row], tracking: Tracking) -> None:
         """Apply ``rows`` and commit them with ``tracking`` atomically. On any failure
@@ -96,3 +122,12 @@ class AuditProjection(Projection[ReadModelStore]):
 
     def process_event(self, domain_event: StoredEvent, tracking: Tracking) -> None:  # type: ignore[override]
         self.process_batch([domain_event], tracking)
+
+
+def _drop_rows(writes: Writes, seq: int) -> None:
+    """Take back the rows a failed handler appended for its event (the last ones with its
+    ``seq``). Entity changes need no undoing: every handler reads all it needs from the
+    event before it changes an entity, so one that raises has changed none."""
+    for rows, col in ((writes.consents, 4), (writes.records, 2), (writes.findings, 1)):
+        while rows and rows[-1][col] == seq:
+            rows.pop()

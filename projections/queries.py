@@ -36,6 +36,7 @@ from projections.controllers import FIELDS as CONTROLLER_FIELDS
 from projections.controllers import settings
 from projections.legal.rights import zone
 from projections.store import ReadModelStore
+from projections.unprocessable import UNREADABLE, case_finding
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -175,13 +176,31 @@ def transfers(store: ReadModelStore, controller: str, valid: bool | None = None,
     return out[:limit] if limit is not None else out
 
 
+def _rights_view(d: dict[str, Any], ctl: dict[str, Any] | None, now: datetime
+                 ) -> dict[str, Any]:
+    """One request's view; one whose stored facts cannot be interpreted is listed as
+    ``unprocessable`` (and named by ``findings``), never failing the whole answer."""
+    try:
+        return rights_model.view(d, ctl, now)
+    except UNREADABLE:
+        return rights_model.unreadable_view(d, ctl)
+
+
+def _breach_view(d: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """One breach's view, ``unprocessable`` when its stored facts cannot be interpreted."""
+    try:
+        return breach_model.view(d, now)
+    except UNREADABLE:
+        return breach_model.unreadable_view(d)
+
+
 def rights_requests(store: ReadModelStore, controller: str, status: str | None = None,
                     subject: str | None = None, clock: Clock | None = None
                     ) -> list[dict[str, Any]]:
     """Rights requests with their deadlines derived now; ordered by ``received_at``."""
     ctl = _controller_doc(store, controller)
     now = _now(clock)
-    out = [rights_model.view(d, ctl, now) for d in store.entities("rights_request", controller)]
+    out = [_rights_view(d, ctl, now) for d in store.entities("rights_request", controller)]
     out = [r for r in out if (status is None or r["status"] == status)
            and (subject is None or r["subject"] == subject)]
     out.sort(key=lambda r: (r["received_at"] is None, r["received_at"] and utc(r["received_at"]),
@@ -194,7 +213,7 @@ def breaches(store: ReadModelStore, controller: str, status: str | None = None,
     """The breach register (Art. 33(5)): every breach, with state and obligations."""
     _controller_doc(store, controller)
     now = _now(clock)
-    out = [breach_model.view(d, now) for d in store.entities("breach", controller)]
+    out = [_breach_view(d, now) for d in store.entities("breach", controller)]
     out = [b for b in out if status is None or b["status"] == status]
     out.sort(key=lambda b: (b["aware_at"] is None, b["aware_at"] or "", b["breach_id"]))
     return out
@@ -210,9 +229,19 @@ def findings(store: ReadModelStore, controller: str, code: str | None = None,
     out = [{k: f[k] for k in ("code", "controller", "severity", "detail", "evidence")}
            for f in store.findings(controller)]
     for d in store.entities("rights_request", controller):
-        out.extend(rights_model.findings(d, controller, ctl, now))
+        try:
+            out.extend(rights_model.findings(d, controller, ctl, now))
+        except UNREADABLE as exc:
+            out.append(case_finding(controller, f"rights request {d.get('request_id')!r}", exc,
+                                    list(d.get("events", [])),
+                                    request_id=str(d.get("request_id"))))
     for d in store.entities("breach", controller):
-        out.extend(breach_model.findings(d, controller, now))
+        try:
+            out.extend(breach_model.findings(d, controller, now))
+        except UNREADABLE as exc:
+            out.append(case_finding(controller, f"breach {d.get('breach_id')!r}", exc,
+                                    list(d.get("events", [])),
+                                    breach_id=str(d.get("breach_id"))))
     for a in ropa(store, controller, clock)["activities"]:
         if not a["complete"] and a["status"] != "retired":
             out.append({"code": "ropa_incomplete", "controller": controller, "severity": "medium",
@@ -247,7 +276,10 @@ def deadlines(store: ReadModelStore, controller: str, clock: Clock | None = None
         if legal != r["binding_due"]:
             names.append(("extended_due" if r["extended"] else "due", legal))
         for name, value in names:
-            end = _end_of_day(date.fromisoformat(value), tz)
+            try:
+                end = _end_of_day(date.fromisoformat(value), tz)
+            except UNREADABLE:  # a date at the calendar's end, an unknown zone: the
+                continue  # findings name the case (rights_requests lists it)
             items.append({"kind": "rights_request", "id": r["request_id"], "deadline": name,
                           "due": value, "due_at": format_rfc3339(end), "status": r["status"],
                           "overdue": now >= end, "subject": r["subject"], "right": r["right"]})
@@ -261,7 +293,10 @@ def deadlines(store: ReadModelStore, controller: str, clock: Clock | None = None
                       "status": b["status"],
                       "overdue": now > parse_rfc3339(b["authority_due"])})
     for i in items:  # when the alert scheduler will tell a responder (docs/alerts.md)
-        i["alerts"] = deadline_alerts(i["kind"], i["deadline"], parse_rfc3339(i["due_at"]))
+        try:
+            i["alerts"] = deadline_alerts(i["kind"], i["deadline"], parse_rfc3339(i["due_at"]))
+        except UNREADABLE:
+            i["alerts"] = []
     items.sort(key=lambda i: (i["due_at"], i["kind"], i["id"], i["deadline"]))
     return items
 

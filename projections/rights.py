@@ -195,6 +195,19 @@ def view(doc: dict[str, Any], controller: dict[str, Any] | None, now: datetime) 
     }
 
 
+def unreadable_view(doc: dict[str, Any], controller: dict[str, Any] | None) -> dict[str, Any]:
+    """``view`` of a request whose stored facts cannot be interpreted (``status``
+    ``unprocessable``, no deadlines): the register still lists it, ``findings`` says why."""
+    return {
+        "request_id": doc.get("request_id"), "subject": doc.get("subject"),
+        "right": doc.get("right"), "status": "unprocessable", "received_at": None,
+        "due": None, "extended_due": None, "promised_due": None, "binding_due": None,
+        "extended": False, "extension_valid": None, "closed_at": None,
+        "identity_policy": settings(controller).identity_policy,
+        "evidence": list(doc.get("events", [])),
+    }
+
+
 def findings(
     doc: dict[str, Any], controller_id: str, controller: dict[str, Any] | None, now: datetime
 ) -> list[dict[str, Any]]:

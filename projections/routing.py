@@ -65,6 +65,7 @@ class _Keys(msgspec.Struct):
 
 
 _decode = msgspec.json.Decoder(_Keys).decode
+_EMPTY = _Keys()
 
 
 def split(rows: list[tuple[int, str, str, bytes]]) -> tuple[list[Any], list[Any]]:
@@ -85,7 +86,10 @@ def split(rows: list[tuple[int, str, str, bytes]]) -> tuple[list[Any], list[Any]
                 continue
             shard = seq & 1
         else:
-            k = decode(body)
+            try:
+                k = decode(body)
+            except msgspec.DecodeError:  # not an envelope: the applier records it as
+                k = _EMPTY  # unprocessable_event; any applier will do
             if kind == "subject":
                 key = k.subject
             elif kind == "flow":

@@ -16,6 +16,8 @@ only move forward, ``wait()`` blocks until a position is applied — over our ``
 from __future__ import annotations
 
 import gc
+import logging
+import os
 import threading
 import time
 from collections import deque
@@ -24,10 +26,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from eventsourcing.persistence import Tracking
 
+from ledger.clock import SystemClock, format_rfc3339
 from ledger.log.base import Log, StoredEvent
 from ledger.log.sqlite import SQLiteLog
 from projections import prefetch
@@ -38,9 +41,17 @@ from projections.shard import ShardProcess
 from projections.store import ReadModelStore
 from projections.writer import WriterProcess
 
+log = logging.getLogger(__name__)
+
 #: Events per transaction during a catch-up: large batches amortise the per-statement and
 #: per-commit costs; each one still commits its rows and its last position together.
 BATCH_SIZE = 50_000
+#: The ``projection_status`` row a runner records itself in (``ProjectionRunner.report``).
+STATUS_NAME = "runner"
+#: A following runner records that it is alive at most this often.
+HEARTBEAT_SECONDS = 1.0
+#: A failed run is retried after a pause that doubles up to this.
+MAX_RETRY_SECONDS = 30.0
 #: A load builds the indexes it dropped this many batches before the end of the log: the
 #: build (half a second per million events) then overlaps the last batches' apply, and
 #: costs only their rows' insertion into the built index.
@@ -149,6 +160,14 @@ class ProjectionRunner:
         self.split = True
         # A load into an empty store builds the secondary indexes after the load.
         self._bulk = empty
+        # What ``report`` last wrote (the previous worker's last error is kept).
+        self._reported = float("-inf")
+        self._failing = False
+        try:
+            self._last_error: dict[str, Any] | None = (
+                store.get_status(STATUS_NAME) or {}).get("last_error")
+        except Exception:
+            self._last_error = None
 
     def position(self, partition: int = 0) -> int:
         name = Position(self.source.source, partition, 0).tracking_name
@@ -299,10 +318,56 @@ class ProjectionRunner:
             raise
 
     def run_forever(self, poll: float = 0.2) -> None:
-        """Follow the log until ``stop()``."""
+        """Follow the log until ``stop()``. A run that fails (a store that cannot be
+        written, a source that cannot be read: per-event failures never get here, see
+        ``AuditProjection.prepare``) is recorded (``report``) and tried again after a
+        pause that doubles up to ``MAX_RETRY_SECONDS``: the worker keeps going, and
+        whoever watches it (``/readyz``) sees the error."""
+        pause = poll
         while not self._stop.is_set():
-            if self.run_once() == 0:
+            try:
+                n = self.run_once()
+            except Exception as exc:
+                log.exception("projections: run failed, retrying in %.1f s", pause)
+                self.report(exc)
+                self._stop.wait(pause)
+                pause = min(pause * 2, MAX_RETRY_SECONDS)
+                continue
+            pause = poll
+            self.report()
+            if n == 0:
                 self._stop.wait(poll)
+
+    def report(self, error: BaseException | None = None, force: bool = False) -> None:
+        """Record this runner's state beside its positions (``ReadModelStore.put_status``,
+        row ``STATUS_NAME``), so another process can tell whether it is alive and
+        progressing: ``{"pid", "heartbeat_at", "positions", "failing", "last_error"}``
+        (``last_error``: ``{"at", "error", "positions"}`` of the last failed run, kept
+        after recovery; ``failing``: whether the last run failed). Written at most every
+        ``HEARTBEAT_SECONDS`` unless something failed or changed; a failure to write it is
+        logged, never raised (it is about the runner, not part of its work)."""
+        now = time.monotonic()
+        failing = error is not None
+        if not (force or failing or failing != self._failing
+                or now - self._reported >= HEARTBEAT_SECONDS):
+            return
+        try:
+            positions = {Position(self.source.source, p, 0).tracking_name: self.position(p)
+                         for p in self.source.partitions()}
+        except Exception:
+            positions = {}
+        at = format_rfc3339(SystemClock().now())
+        if failing:
+            self._last_error = {"at": at, "error": f"{type(error).__name__}: {error}"[:500],
+                                "positions": positions}
+        doc = {"pid": os.getpid(), "heartbeat_at": at, "positions": positions,
+               "failing": failing, "last_error": self._last_error}
+        try:
+            self.store.put_status(STATUS_NAME, doc)
+        except Exception:
+            log.exception("projections: could not record the runner's status")
+            return
+        self._reported, self._failing = now, failing
 
     def stop(self) -> None:
         self._stop.set()
@@ -319,7 +384,6 @@ def open_source(data_dir: Path, kind: str = "log") -> tuple[EventSource, Log]:
     ``kind="log"``: the log of record through the ``Log`` interface (SQLite, or the
     Kafka ledger's local index), one partition. ``kind="kafka"``: the events topic of a
     Kafka ledger read directly, one position per topic-partition."""
-    from ledger.clock import SystemClock
     from ledger.config import Config, ConfigError
     from ledger.sequencer import CheckpointSigner
     from ledger.service import open_log

@@ -78,6 +78,11 @@ DDL = [
     " doc TEXT NOT NULL, PRIMARY KEY (controller, kind, seq)){table_opts}",
     "CREATE TABLE IF NOT EXISTS findings (controller TEXT NOT NULL, seq BIGINT NOT NULL,"
     " code TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (controller, seq, code)){table_opts}",
+    # Not a read model: how the process applying the events is doing (``put_status``).
+    # Beside the positions, so another process (the API's /readyz) can read it; never
+    # dumped, never reset by a rebuild.
+    "CREATE TABLE IF NOT EXISTS projection_status (name TEXT NOT NULL PRIMARY KEY,"
+    " doc TEXT NOT NULL){table_opts}",
 ]
 #: Indexes a rebuild from empty drops and builds again after the load (``bulk_load``):
 #: building a b-tree once from sorted keys costs a fraction of a million random inserts.
@@ -180,6 +185,13 @@ class ReadModelStore(Protocol):
 
     def findings(self, controller: str) -> list[Any]: ...
 
+    def put_status(self, name: str, doc: dict[str, Any]) -> None:
+        """Record how the runner ``name`` is doing (its own transaction, outside any
+        batch): see ``ProjectionRunner.report``."""
+        ...
+
+    def get_status(self, name: str) -> dict[str, Any] | None: ...
+
     def controllers(self) -> list[str]: ...
 
     def dump(self) -> bytes: ...
@@ -224,6 +236,9 @@ class _SQLText:
         self.findings_sql = (
             f"SELECT code, doc FROM findings WHERE controller={m} ORDER BY seq, code")
         self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
+        self.status_sql = f"SELECT doc FROM projection_status WHERE name={m}"
+        self.put_status_sql = (f"INSERT INTO projection_status (name, doc) VALUES ({m}, {m})"
+                               " ON CONFLICT (name) DO UPDATE SET doc = excluded.doc")
 
 
     def _insert_one(self, table: str) -> str:
@@ -312,6 +327,10 @@ class _StoreBase(_SQLText):
 
     def controllers(self) -> list[str]:
         return [r[0] for r in self._execute(self.controllers_sql)]
+
+    def get_status(self, name: str) -> dict[str, Any] | None:
+        rows = self._execute(self.status_sql, (name,))
+        return loads(rows[0][0]) if rows else None
 
 
     def iter_dump(self) -> Iterator[bytes]:
@@ -444,6 +463,10 @@ class SQLiteStore(_StoreBase):
                     c.execute(self.insert_json[table], (_json_array(rows),))
             self.recorder._insert_tracking(c, tracking)
 
+    def put_status(self, name: str, doc: dict[str, Any]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self.put_status_sql, (name, dumps(doc)))
+
     def writer_spec(self) -> dict[str, str]:
         return {"sqlite": self.path}
 
@@ -565,6 +588,12 @@ class PostgresStore(_StoreBase):
                     for row in rows:
                         copy.write_row(row)
             self.recorder._insert_tracking(c, tracking)
+
+    def put_status(self, name: str, doc: dict[str, Any]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            if self.schema != "public":
+                c.execute(f'SET LOCAL search_path TO "{self.schema}"')
+            c.execute(self.put_status_sql, (name, dumps(doc)))
 
     def writer_spec(self) -> dict[str, str]:
         return {"postgres": self.dsn, "schema": self.schema}

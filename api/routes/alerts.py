@@ -37,6 +37,8 @@ router = APIRouter(tags=["alerts"], responses={401: {"model": Error}, 403: {"mod
                                                404: {"model": Error}, 422: {"model": Error}})
 
 POLL_S = 0.2
+#: The largest seq a query may name: the outbox's integers are 64-bit signed.
+MAX_SEQ = 2**63 - 1
 KEEPALIVE_S = 15.0
 
 
@@ -110,8 +112,9 @@ def list_alerts(
     state: Annotated[State | None, Query(description="dead = a delivery was dead-lettered;"
                                          " undelivered = a delivery still pending.")] = None,
     controller: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[int | None, Query(ge=0, description="Only alerts with seq > after.")
-                     ] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description=(
+        "Only alerts with seq > after: an integer 0 to 2^63-1 (else 422 `invalid_request`)."
+        ))] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     outbox = alert_state(request).outbox
@@ -147,8 +150,9 @@ async def stream(
         alias="Last-Event-ID", max_length=100,
         description="The seq of the last alert received: resume after it (a value that "
         "is not a seq is ignored, as if absent).")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Start after this seq (default: "
-                                       "the newest; Last-Event-ID wins).")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description=(
+        "Start after this seq, 0 to 2^63-1 (default: the newest; Last-Event-ID wins)."))
+                     ] = None,
     controller: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int | None, Query(ge=1, description="Close after this many alerts.")
                      ] = None,

@@ -12,13 +12,13 @@ import html
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import LedgerDep, ReadSideDep, VisibleController
 from api.errors import ApiError
-from api.readside import ReadSide
-from api.routes.read import ERRORS, parse_time
+from api.readside import NotCaughtUp, ReadSide
+from api.routes.read import ERRORS, catching_up, parse_time, time_query
 from ledger.bundle import BundleError, build_bundle
 from ledger.clock import format_rfc3339
 from ledger.service import Ledger
@@ -71,6 +71,9 @@ def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, 
     if read_side is not None:
         from projections.report import to_html
 
+        # The report must cover every event the bundle holds: not one from read models
+        # still behind the log (``NotCaughtUp``: 503 + Retry-After).
+        read_side.ensure_caught_up(controller)
         doc = read_side.call("report", controller, clock=read_side.clock)
         doc = {"period": {"from": format_rfc3339(start) if start else None,
                           "to": format_rfc3339(end) if end else None}, **doc}
@@ -103,8 +106,9 @@ async def get_evidence(
     controller: VisibleController,
     ledger: LedgerDep,
     read_side: ReadSideDep,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
+    from_: Annotated[str | None, time_query(
+        "Start of the period (inclusive), on `occurred_at`", "from")] = None,
+    to: Annotated[str | None, time_query("End of the period (exclusive)")] = None,
 ) -> Response:
     start, end = parse_time(from_, "from"), parse_time(to, "to")
     if start and end and start > end:
@@ -113,6 +117,8 @@ async def get_evidence(
         data = await run_in_threadpool(make_bundle, ledger, read_side, controller, start, end)
     except BundleError as exc:
         raise ApiError(409, "no_checkpoint", str(exc)) from None
+    except NotCaughtUp as exc:
+        raise catching_up(exc) from None
     name = f"evidence-{controller}.zip"
     return Response(data, media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

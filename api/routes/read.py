@@ -7,7 +7,7 @@ key may not see is the same 404 as one that does not exist.
 from __future__ import annotations
 
 import fnmatch
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -22,7 +22,7 @@ from api.deps import (
     controller_exists,
 )
 from api.errors import ApiError, not_found, raw_json
-from api.readside import ReadSide
+from api.readside import RETRY_AFTER_SECONDS, NotCaughtUp, ReadSide
 from api.schemas import ControllerInfo, ControllerList, Error, EventPage, Page
 from ledger.clock import parse_rfc3339
 from ledger.encoding import EncodingError, b64, b64url, unb64url
@@ -33,6 +33,12 @@ from ledger.service import Ledger
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Error}, 401: {"model": Error}, 403: {"model": Error},
     404: {"model": Error}, 422: {"model": Error},
+    503: {"model": Error, "description": (
+        "`projections_catching_up`: the read models have not applied this controller's"
+        " events yet (right after a start, during a replay); retry after `Retry-After`"
+        " seconds. `projections_unavailable`: no read side in this deployment."),
+        "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                    "schema": {"type": "integer"}}}},
 }
 router = APIRouter(tags=["read"], responses=ERRORS)
 
@@ -58,16 +64,66 @@ def decode_cursor(cursor: str) -> int:
         raise ApiError(400, "invalid_cursor", "cursor is not one this API issued") from None
 
 
+#: The years (UTC) a time parameter may name: the read side's (``projections.unprocessable``,
+#: which this module does not import: the API serves without the projections too);
+#: ``tests/api/test_read_params.py`` holds them equal.
+EARLIEST_YEAR, LATEST_YEAR = 2, 9998
+TIME_RULE = (
+    "RFC 3339 with an offset (`2026-05-14T09:12:03Z`, `2026-05-14T11:12:03+02:00`) or a"
+    " date `YYYY-MM-DD` (its start, 00:00 UTC); the instant, in UTC, must lie in the years"
+    f" {EARLIEST_YEAR:04d}-{LATEST_YEAR}. Anything else (no offset, a leap second `:60`,"
+    " an impossible date, an offset that moves it off the calendar) answers 422"
+    " `invalid_request` naming the parameter."
+)
+CURSOR_RULE = (
+    "Opaque: pass the `next_cursor` of the previous page unchanged. Any other value"
+    " answers 400 `invalid_cursor`."
+)
+TYPE_RULE = (
+    "An event type (`consent.given`) or a shell-style pattern over the catalogue"
+    " (`consent.*`, `breach.?otified_authority`); repeat the parameter for several"
+    " (at most 50). A pattern that matches no event type answers 422 `invalid_request`."
+)
+
+
+Limit = Annotated[int, Query(ge=1, le=1000, description=(
+    "Items per page, 1-1000 (default 100); another value answers 422 `invalid_request`."))]
+Cursor = Annotated[str | None, Query(max_length=100, description=CURSOR_RULE)]
+Filter = Annotated[str | None, Query(max_length=200)]
+
+#: What a time parameter must look like: years 0002-9998, months, days up to 31, hours,
+#: minutes and seconds (no leap second), offsets up to ±23:59. The calendar checks that no
+#: pattern can make (30 February, an offset that moves the instant off the years) follow
+#: in ``parse_time``.
+TIME_PATTERN = (
+    r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]"
+    r"|999[0-8])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+)
+
+
+def time_query(what: str, alias: str | None = None) -> Any:
+    """The ``Query`` of a time parameter, its rules in the OpenAPI document."""
+    return Query(alias=alias, max_length=40, pattern=TIME_PATTERN,
+                 description=f"{what}. {TIME_RULE}",
+                 examples=["2026-05-14T09:12:03Z", "2026-05-14"])
+
+
 def parse_time(value: str | None, name: str) -> datetime | None:
+    """A time query parameter as an aware UTC datetime (``TIME_RULE``), or 422."""
     if value is None:
         return None
+    text = value + "T00:00:00Z" if len(value) == 10 else value  # a date: its start, UTC
     try:
-        if len(value) == 10:  # a date: its start, UTC
-            value += "T00:00:00Z"
-        return parse_rfc3339(value)
-    except ValueError:
-        raise ApiError(422, "invalid_request",
-                       f"{name}: expected RFC 3339 with offset or YYYY-MM-DD") from None
+        at = parse_rfc3339(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ApiError(422, "invalid_request", f"{name}: {value!r} is not RFC 3339 with an"
+                       " offset or YYYY-MM-DD, or it leaves the calendar in UTC") from None
+    if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
+        raise ApiError(422, "invalid_request", f"{name}: {value!r} lies outside the years"
+                       f" {EARLIEST_YEAR:04d}-{LATEST_YEAR} (UTC)")
+    return at
 
 
 def expand_types(patterns: list[str]) -> list[str]:
@@ -122,7 +178,10 @@ def _matches(ev: StoredEvent, types: set[str] | None, producer: str | None,
     if subject is not None and orjson.loads(ev.body).get("subject") != subject:
         return False
     if start is not None or end is not None:
-        at = parse_rfc3339(ev.occurred_at)
+        try:
+            at = parse_rfc3339(ev.occurred_at)
+        except ValueError:  # an instant no calendar holds lies in no period
+            return False
         if (start is not None and at < start) or (end is not None and at >= end):
             return False
     return True
@@ -181,13 +240,15 @@ def page_events(
 async def list_events(
     controller: VisibleController,
     ledger: LedgerDep,
-    type: Annotated[list[str] | None, Query(max_length=50)] = None,
+    type: Annotated[list[str] | None, Query(max_length=50, description=TYPE_RULE)] = None,
     producer: Annotated[str | None, Query(max_length=200)] = None,
     subject: Annotated[str | None, Query(max_length=200)] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    from_: Annotated[str | None, time_query(
+        "Events with `occurred_at` at or after this instant", "from")] = None,
+    to: Annotated[str | None, time_query("Events with `occurred_at` before this instant")
+                  ] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     types = expand_types(type) if type else None
     after = decode_cursor(cursor) if cursor else None
@@ -203,14 +264,31 @@ async def list_events(
 # -- read models (projections) ---------------------------------------------------------------
 
 
+def catching_up(exc: NotCaughtUp) -> ApiError:
+    """503 ``projections_catching_up`` with ``Retry-After``: the read side has not applied
+    the events the answer needs yet (right after a start, or while it replays the log)."""
+    return ApiError(503, "projections_catching_up", str(exc),
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def read_model(read_side: ReadSide | None, name: str, controller: str, **kw: Any) -> Any:
+    """``queries.<name>`` through the read side. A controller the read models do not
+    know yet while they are behind its events answers 503 ``projections_catching_up``
+    (not 404: the ledger knows it); once they have applied them, 404."""
     if read_side is None:
         raise ApiError(503, "projections_unavailable",
                        "the read models are not available in this deployment")
     try:
         return read_side.call(name, controller, **kw)
     except KeyError:
-        raise not_found(f"controller {controller}") from None
+        try:
+            read_side.ensure_caught_up(controller)
+        except NotCaughtUp as exc:
+            raise catching_up(exc) from None
+        try:  # caught up meanwhile: ask again
+            return read_side.call(name, controller, **kw)
+        except KeyError:
+            raise not_found(f"controller {controller}") from None
 
 
 def paged(items: list[Any], limit: int, cursor: str | None) -> dict[str, Any]:
@@ -221,9 +299,6 @@ def paged(items: list[Any], limit: int, cursor: str | None) -> dict[str, Any]:
     return {"items": page, "next_cursor": encode_cursor(start + limit) if more else None}
 
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Cursor = Annotated[str | None, Query(max_length=100)]
-Filter = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get("/v1/controllers/{controller}/consents/{subject}", response_model=dict[str, Any],
@@ -231,8 +306,8 @@ Filter = Annotated[str | None, Query(max_length=200)]
 def get_consents(
     controller: VisibleController, subject: Annotated[str, Path(max_length=200)],
     read_side: ReadSideDep, clock: ClockDep,
-    as_of: Annotated[str | None, Query(max_length=40,
-                                       description="RFC 3339; default now")] = None,
+    as_of: Annotated[str | None, time_query(
+        "The instant the state is asked for (default: now)")] = None,
 ) -> Any:
     at = parse_time(as_of, "as_of")
     return read_model(read_side, "consents", controller, subject=subject, as_of=at,

@@ -40,6 +40,7 @@ from projections.alerts.thresholds import (
 )
 from projections.controllers import settings
 from projections.store import ReadModelStore
+from projections.unprocessable import UNREADABLE
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +53,31 @@ def outbox_path(data_dir: Path) -> Path:
 
 
 def plan_controller(store: ReadModelStore, controller: str, clock: Clock) -> list[Planned]:
-    """Every alert a controller's current facts call for (pure but for the store read)."""
+    """Every alert a controller's current facts call for (pure but for the store read).
+
+    One case whose facts cannot be interpreted is left out (its ``unprocessable_event``
+    finding is alerted instead); the controller's other cases are planned as usual."""
     now = clock.now()
     tz = settings(store.entity("controller", controller, controller)).timezone
     planned: list[Planned] = []
     open_cases: set[str] = set()
     for b in queries.breaches(store, controller, clock=clock):
-        mine = plan_breach(controller, b)
+        try:
+            mine = plan_breach(controller, b)
+        except UNREADABLE:
+            log.warning("alerts: breach %s of %s not planned (unreadable)",
+                        b.get("breach_id"), controller)
+            continue
         planned += mine
         if mine:
             open_cases.add(f"breach:{b['breach_id']}")
     for r in queries.rights_requests(store, controller, clock=clock):
-        planned += plan_rights_request(controller, r, tz)
+        try:
+            planned += plan_rights_request(controller, r, tz)
+        except UNREADABLE:
+            log.warning("alerts: rights request %s of %s not planned (unreadable)",
+                        r.get("request_id"), controller)
+            continue
         if r["status"] not in RIGHTS_CLOSED:
             open_cases.add(f"request:{r['request_id']}")
     for f in queries.findings(store, controller, clock=clock):
@@ -83,6 +97,8 @@ class AlertScheduler:
         self._planned_at = float("-inf")
         self.emitted = 0
         self.lateness: list[float] = []  # seconds past due, last 1000 emissions
+        #: Controllers whose last planning failed, with the error (retried every scan).
+        self.failures: dict[str, str] = {}
 
     def plan(self, force: bool = False) -> int:
         """Re-plan controllers whose projected facts changed (all of them with ``force``
@@ -95,7 +111,16 @@ class AlertScheduler:
             version = (self.store.entity("stats", c, "events") or {}).get("total")
             if not stale and self._versions.get(c) == version:
                 continue
-            self.outbox.plan(c, plan_controller(self.store, c, self.clock), self.clock.now())
+            # One controller's failure is its own: the others are planned all the same,
+            # and it is tried again at the next scan (its version is not recorded).
+            try:
+                planned = plan_controller(self.store, c, self.clock)
+            except Exception as exc:
+                self.failures[c] = f"{type(exc).__name__}: {exc}"
+                log.exception("alerts: planning controller %s failed", c)
+                continue
+            self.failures.pop(c, None)
+            self.outbox.plan(c, planned, self.clock.now())
             self._versions[c] = version
             n += 1
         return n

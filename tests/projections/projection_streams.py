@@ -7,15 +7,18 @@ stream exercising every projection.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ledger.canonical import signed_and_unsigned
 from ledger.clock import FixedClock, format_rfc3339
 from ledger.envelope import complete, pseudonym
+from ledger.log.base import Prepared
 from ledger.service import Ledger, init_data_dir
-from ledger.signing import generate_key, public_key_text
+from ledger.signing import DOMAIN, generate_key, public_key_text
 from projections.runner import LogSource, ProjectionRunner
 from projections.store import ReadModelStore
 
@@ -62,6 +65,25 @@ class Scenario:
             env["subject"] = self.subject(subject)
         signed = complete(env, self.key, "app")
         self.pending.append(signed)
+        self.ids.append(signed["event_id"])
+        return signed["event_id"]
+
+    def append_raw(self, type_: str, data: dict[str, Any], at: str,
+                   subject: str | None = None, controller: str = CID) -> str:
+        """Write one signed event into the log *beneath* ingest (``Log.append`` of a
+        ``Prepared``), as a log written before ingest refused some values would hold it:
+        no schema or time check runs. Returns its event_id. Flushes queued events first,
+        so log order is call order."""
+        self.flush()
+        env: dict[str, Any] = {"type": type_, "controller": controller, "data": data,
+                               "occurred_at": at}
+        if subject is not None:
+            env["subject"] = self.subject(subject)
+        signed = complete(env, self.key, "app")
+        body, unsigned = signed_and_unsigned(signed)
+        self.ledger.log.append([Prepared(
+            signed["event_id"], controller, type_, "app", at, body,
+            hashlib.sha256(DOMAIN + unsigned).digest())], ts(self.clock.now()))
         self.ids.append(signed["event_id"])
         return signed["event_id"]
 
