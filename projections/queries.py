@@ -254,7 +254,9 @@ def deadlines(store: ReadModelStore, controller: str, clock: Clock | None = None
     for b in breaches(store, controller, clock=clock):
         items.extend(breach_model.deadline_rows(b, now))
     for i in items:  # when the alert scheduler will tell a responder (docs/alerts.md)
-        i["alerts"] = deadline_alerts(i["kind"], i["deadline"], parse_rfc3339(i["due_at"]))
+        # awareness_due has no threshold alerts: its finding is alerted when raised
+        i["alerts"] = [] if i["deadline"] == "awareness_due" else deadline_alerts(
+            i["kind"], i["deadline"], parse_rfc3339(i["due_at"]))
     items.sort(key=lambda i: (i["due_at"], i["kind"], i["id"], i["deadline"]))
     return items
 

@@ -25,7 +25,17 @@ from typing import Any
 from projections.batch import Batch, Event, present
 from projections.controllers import settings
 from projections.legal.rights import receipt_date
-from projections.legal.transfers import judge_transfer
+from projections.legal.transfers import check_destination, judge_transfer
+
+
+def _known(country: str | None) -> str | None:
+    """The controller's registered country as the exporter, when the tables know it: a
+    registration's odd code must not invalidate every transfer (an explicit
+    ``exporter_country`` is checked, like the destination)."""
+    try:
+        return check_destination(country) if country else None
+    except ValueError:
+        return None
 
 
 def _made(b: Batch, ev: Event) -> None:
@@ -33,7 +43,7 @@ def _made(b: Batch, ev: Event) -> None:
     rid, cc, mech = d["recipient_id"], d["destination_country"], d["mechanism"]
     ctl = b.get("controller", ev.controller, ev.controller)
     tz = settings(ctl).timezone
-    exporter = d.get("exporter_country") or (ctl or {}).get("country")
+    exporter = d.get("exporter_country") or _known((ctl or {}).get("country"))
     try:
         day = receipt_date(ev.occurred_at, tz)
     except ValueError:

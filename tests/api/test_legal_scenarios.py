@@ -84,6 +84,7 @@ def test_detection_without_awareness_is_a_finding_and_on_the_board(api: Api) -> 
     assert board[("b-old", "awareness_due")]["due_at"] == ago(hours=8)
     assert board[("b-old", "awareness_due")]["overdue"] is True
     assert board[("b-new", "awareness_due")]["overdue"] is False
+    assert board[("b-new", "awareness_due")]["alerts"] == []
     # awareness recorded later: the gap that was complete stays a finding, the row goes
     post(api, ("breach.aware", {"breach_id": "b-old", "aware_at": ago(hours=1)}, None))
     still = findings(api, "breach_awareness_not_recorded")
