@@ -1,10 +1,14 @@
 """Read-side CLI groups, attached to ``auditledger`` through entry points (see pyproject).
 
-Every command takes ``--json``; bad input exits 2 with one line on stderr.
+Every command takes ``--json``; bad input exits 2 with one line on stderr. In the
+``deadline`` and ``transfer`` groups that includes click's own usage errors (a missing
+option, a non-integer, an unknown option): one line ``error: …``, not a usage box
+(``OneLineUsageErrors``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -12,11 +16,32 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
+from typer.core import TyperGroup
 
 from ledger.clock import format_rfc3339, parse_rfc3339
 
-deadline_app = typer.Typer(help="Compute legal deadlines.", no_args_is_help=True)
-transfer_app = typer.Typer(help="Judge third-country transfers.", no_args_is_help=True)
+
+class OneLineUsageErrors(TyperGroup):
+    """A command group whose subcommands report usage errors as DESIGN.md asks: one line
+    ``error: …`` on stderr, exit code 2, nothing on stdout. Parsing a subcommand's
+    arguments happens inside the group's ``invoke``, so catching the parser's errors there
+    covers a missing option, a bad type and an unknown option alike. (Typer vendors its
+    click: ``typer.TyperException`` is the public base of its ``UsageError``.)"""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.TyperException as exc:
+            fmt = getattr(exc, "format_message", None)
+            message = " ".join((fmt() if fmt else str(exc)).split())
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(code=getattr(exc, "exit_code", 2)) from None
+
+
+deadline_app = typer.Typer(help="Compute legal deadlines.", no_args_is_help=True,
+                           cls=OneLineUsageErrors)
+transfer_app = typer.Typer(help="Judge third-country transfers.", no_args_is_help=True,
+                           cls=OneLineUsageErrors)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 T = TypeVar("T")
@@ -34,9 +59,16 @@ def _guard(fn: Callable[[], T]) -> T:
         _fail(str(exc).splitlines()[0])
 
 
+#: The only date form the CLI takes (DESIGN.md): ``date.fromisoformat`` alone would also
+#: accept ``20260131`` and ISO week dates such as ``2026-W05-6``.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _date(value: str, option: str) -> date:
+    if _DATE.fullmatch(value.strip()) is None:
+        _fail(f"{option}: not a date YYYY-MM-DD: {value!r}")
     try:
-        return date.fromisoformat(value)
+        return date.fromisoformat(value.strip())
     except ValueError:
         _fail(f"{option}: not a date YYYY-MM-DD: {value!r}")
 
@@ -73,6 +105,8 @@ def deadline_rights(
     from projections.legal.rights import receipt_date, rights_deadlines, zone
 
     _guard(lambda: zone(tz))
+    if promise_days is not None and promise_days < 1:
+        _fail(f"--promise-days: at least 1, not {promise_days}")
     if len(received.strip()) > 10:  # an instant: its local date in the controller's zone
         start = receipt_date(_instant(received, "--received"), tz)
     else:
@@ -113,15 +147,24 @@ def transfer_check(
     country: Annotated[str, typer.Option(help="Destination, ISO 3166-1 alpha-2 (or EPO).")],
     mechanism: Annotated[str, typer.Option(help="Transfer mechanism id, e.g. scc_2021.")],
     on: Annotated[str, typer.Option(help="Day of the transfer, YYYY-MM-DD.")],
+    exporter: Annotated[str | None, typer.Option(
+        help="Exporter's country (the controller's), ISO 3166-1 alpha-2: NO, IS or LI "
+             "warn while an adequacy decision is not part of the EEA Agreement.")] = None,
+    contract_date: Annotated[str | None, typer.Option(
+        help="Day the transfer contract was concluded, YYYY-MM-DD (decides the pre-2021 "
+             "SCCs after 2021-09-27).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Judge a transfer by the law on that day: {"valid", "reason"}."""
+    """Judge a transfer by the law on that day: {"valid", "reason", "warnings"}."""
     from projections.legal.transfers import judge_transfer
 
     day = _date(on, "--on")
-    v = _guard(lambda: judge_transfer(country, mechanism, day))
-    payload = {"valid": v.valid, "reason": v.reason}  # occasional-only is in the reason
-    _emit(payload, as_json, f"{'valid' if v.valid else 'INVALID'}: {v.reason}")
+    contract = _date(contract_date, "--contract-date") if contract_date is not None else None
+    v = _guard(lambda: judge_transfer(country, mechanism, day, exporter, contract))
+    # occasional-only is in the reason
+    payload = {"valid": v.valid, "reason": v.reason, "warnings": list(v.warnings)}
+    line = f"{'valid' if v.valid else 'INVALID'}: {v.reason}"
+    _emit(payload, as_json, "".join([line, *(f"\nwarning: {w}" for w in v.warnings)]))
 
 
 # -- projections and reports -------------------------------------------------------------

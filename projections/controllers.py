@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.batch import Batch, Event
+from projections.legal.rights import IDENTITY_REQUEST_WITHIN_DAYS
 from projections.prefetch import Row, Tally, tally
 
 #: Fields of ``controller.registered`` shown in the read model (the admin key is not).
 FIELDS = (
     "name", "country", "timezone", "org_number", "lead_authority", "dpo_contact_role",
     "holiday_calendar", "answer_within_days", "identity_policy", "contact",
+    "identity_request_within_days",
 )
 
 
@@ -29,6 +31,7 @@ class Settings:
     timezone: str
     promise_days: int | None
     identity_policy: str
+    identity_request_within_days: int = IDENTITY_REQUEST_WITHIN_DAYS
 
 
 def settings(doc: dict[str, Any] | None) -> Settings:
@@ -44,6 +47,8 @@ def settings(doc: dict[str, Any] | None) -> Settings:
         timezone=doc.get("timezone") or "UTC",
         promise_days=doc.get("answer_within_days"),
         identity_policy=doc.get("identity_policy") or "strict",
+        identity_request_within_days=(doc.get("identity_request_within_days")
+                                      or IDENTITY_REQUEST_WITHIN_DAYS),
     )
 
 

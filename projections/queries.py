@@ -284,17 +284,12 @@ def deadlines(store: ReadModelStore, controller: str, clock: Clock | None = None
                           "due": value, "due_at": format_rfc3339(end), "status": r["status"],
                           "overdue": now >= end, "subject": r["subject"], "right": r["right"]})
     for b in breaches(store, controller, clock=clock):
-        if b["authority_due"] is None or b["notified_at"] is not None:
-            continue
-        if not b["obligations"]["notify_authority"] or b["closed_at"]:
-            continue
-        items.append({"kind": "breach", "id": b["breach_id"], "deadline": "authority_due",
-                      "due": b["authority_due"], "due_at": b["authority_due"],
-                      "status": b["status"],
-                      "overdue": now > parse_rfc3339(b["authority_due"])})
+        items.extend(breach_model.deadline_rows(b, now))
     for i in items:  # when the alert scheduler will tell a responder (docs/alerts.md)
+        # awareness_due has no threshold alerts: its finding is alerted when raised
         try:
-            i["alerts"] = deadline_alerts(i["kind"], i["deadline"], parse_rfc3339(i["due_at"]))
+            i["alerts"] = [] if i["deadline"] == "awareness_due" else deadline_alerts(
+                i["kind"], i["deadline"], parse_rfc3339(i["due_at"]))
         except UNREADABLE:
             i["alerts"] = []
     items.sort(key=lambda i: (i["due_at"], i["kind"], i["id"], i["deadline"]))

@@ -22,9 +22,14 @@ from typing import Any
 from projections.batch import Batch, Event, utc
 from projections.controllers import Settings, settings
 from projections.legal.rights import (
+    IdentityPolicy,
+    RefusalVerdict,
     RightsDeadlines,
     clock_start,
     extension_valid,
+    identity_request_delay,
+    judge_refusal,
+    period_end,
     receipt_date,
     rights_deadlines,
 )
@@ -61,7 +66,9 @@ def _received(b: Batch, ev: Event) -> None:
 
 def _identity_requested(b: Batch, ev: Event) -> None:
     def change(doc: dict[str, Any]) -> None:
-        doc.setdefault("identity_requested_at", ev.data.get("at") or ev.occurred_at)
+        if "identity_requested_at" not in doc:
+            doc["identity_requested_at"] = ev.data.get("at") or ev.occurred_at
+            doc["identity_requested_event_id"] = ev.event_id
 
     _touch(b, ev, change)
 
@@ -148,6 +155,7 @@ def derive(doc: dict[str, Any], controller: dict[str, Any] | None, now: datetime
         received, s.identity_policy,
         receipt_date(req, tz) if req else None,
         receipt_date(ver, tz) if ver else None,
+        due=period_end(received, 1, cc),
     )
     ext = doc.get("extension")
     valid = None
@@ -212,14 +220,20 @@ def findings(
     doc: dict[str, Any], controller_id: str, controller: dict[str, Any] | None, now: datetime
 ) -> list[dict[str, Any]]:
     """``dsr_overdue``, ``dsr_promise_missed``, ``dsr_extension_not_notified_in_time``,
-    ``dsr_refused_without_complaint_info``, ``rights_event_for_unknown_request``."""
+    ``dsr_refused_without_complaint_info``, ``dsr_refused_after_extension``,
+    ``dsr_identity_request_late``, ``rights_event_for_unknown_request``.
+
+    A request is judged on the day it was closed (answered, refused or withdrawn), else
+    today: so a withdrawal keeps every finding complete before it (a deadline missed
+    before the withdrawal stays missed) and adds none after it."""
     out: list[dict[str, Any]] = []
     rid = doc["request_id"]
     events = list(doc.get("events", []))
 
-    def add(code: str, severity: str, detail: str, evidence: list[str]) -> None:
+    def add(code: str, severity: str, detail: str, evidence: list[str | None]) -> None:
         out.append({"code": code, "controller": controller_id, "severity": severity,
-                    "detail": detail, "evidence": evidence, "request_id": rid})
+                    "detail": detail, "evidence": [e for e in evidence if e],
+                    "request_id": rid})
 
     if doc.get("received_event_id") is None:
         add("rights_event_for_unknown_request", "low",
@@ -227,34 +241,65 @@ def findings(
         return out
     d = derive(doc, controller, now)
     closed = doc.get("closed")
-    if closed and closed["state"] == "withdrawn":
-        return out
+    state = closed["state"] if closed else None
     answered = closed["event_id"] if closed else None
+    received_ev = doc["received_event_id"]
     ext = doc.get("extension")
     if ext is not None and d.extension_valid is False:
         add("dsr_extension_not_notified_in_time", "medium",
             f"request {rid!r}: subject told of the extension on {ext['subject_informed_at']},"
             " after the first month: the original due date stands",
-            [doc["received_event_id"], ext["event_id"]])
+            [received_ev, ext["event_id"]])
+    tz = d.settings.timezone
+    req = doc.get("identity_requested_at")
+    if req and d.settings.identity_policy == IdentityPolicy.RESTART_ON_IDENTITY:
+        received = receipt_date(doc["received_at"], tz)
+        asked = receipt_date(req, tz)
+        within = d.settings.identity_request_within_days
+        late = identity_request_delay(received, asked, within)
+        if late is not None and (d.closed_on is None or asked <= d.closed_on):
+            add("dsr_identity_request_late", "medium",
+                f"request {rid!r}: identity asked for on {asked.isoformat()}, {late} days"
+                f" after receipt — more than the {within} days the controller can justify"
+                " under restart_on_identity (Art. 12(2), 12(6))",
+                [received_ev, doc.get("identity_requested_event_id")])
     dl = d.deadlines
     if dl is None:
         return out
     on = d.closed_on or d.today
     legal = d.legal_due
     assert legal is not None
-    if on > legal:
-        what = f"answered on {on.isoformat()}" if closed else "not answered"
+    if state == "withdrawn":
+        what = f"withdrawn on {on.isoformat()} without an answer"
+    elif closed:
+        what = f"{'refused' if state == 'refused' else 'answered'} on {on.isoformat()}"
+    else:
+        what = "not answered"
+    if state == "refused":
+        verdict = judge_refusal(on, dl)
+        if verdict is RefusalVerdict.LATE:
+            add("dsr_overdue", "high",
+                f"request {rid!r} ({doc.get('right')}): {what}, due {legal.isoformat()};"
+                " a refusal must reach the subject within one month of receipt"
+                f" ({dl.due.isoformat()}, Art. 12(4))", [received_ev, ext and ext["event_id"],
+                                                         answered])
+        elif verdict is RefusalVerdict.AFTER_EXTENSION:
+            add("dsr_refused_after_extension", "low",
+                f"request {rid!r}: {what}, after one month of receipt ({dl.due.isoformat()})"
+                f" but within the valid extension to {dl.extended_due.isoformat()}: Art."
+                " 12(4) asks for a refusal within one month and names no extension, so this"
+                " reading is contested — review", [received_ev, ext and ext["event_id"],
+                                                    answered])
+    elif on > legal:
         add("dsr_overdue", "high",
             f"request {rid!r} ({doc.get('right')}): {what}, due {legal.isoformat()}",
-            [e for e in (doc["received_event_id"], ext and ext["event_id"], answered) if e])
+            [received_ev, ext and ext["event_id"], answered])
     if dl.promised_due is not None and on > dl.promised_due:
-        what = f"answered on {on.isoformat()}" if closed else "not answered"
         add("dsr_promise_missed", "medium",
             f"request {rid!r}: {what}, promised by {dl.promised_due.isoformat()}"
-            f" ({d.settings.promise_days} days)",
-            [e for e in (doc["received_event_id"], answered) if e])
-    if closed and closed["state"] == "refused" and not closed.get("complaint_right_informed"):
+            f" ({d.settings.promise_days} days)", [received_ev, answered])
+    if state == "refused" and not closed.get("complaint_right_informed"):
         add("dsr_refused_without_complaint_info", "medium",
             f"request {rid!r} refused without telling the subject of the right to complain"
-            " (Art. 12(4))", [doc["received_event_id"], closed["event_id"]])
+            " (Art. 12(4))", [received_ev, answered])
     return out

@@ -58,7 +58,8 @@ RECORD_FIELDS: dict[str, tuple[str, ...]] = {
                    "purpose", "reference"),
     "transfer": ("recipient_id", "destination_country", "mechanism", "data_categories",
                  "activity_id", "tia_ref", "recurring", "count", "purpose", "judged_on",
-                 "valid", "reason", "occasional_only"),
+                 "valid", "reason", "occasional_only", "exporter_country", "contract_date",
+                 "warnings"),
     "erasure": ("request_id", "keys_destroyed_at", "key_ids", "reason"),
 }
 

@@ -2,8 +2,13 @@
 
 The day is the calendar date of ``occurred_at`` in the controller's time zone, and the
 verdict comes from ``projections.legal.transfers.judge_transfer`` over the ``schemas/legal``
-tables — the law of that day, never today's. The verdict is stored with the record: it
-depends only on the event and the tables, so a replay reproduces it (a change to the
+tables — the law of that day, never today's. The exporter is the event's
+``exporter_country``, else the controller's registered ``country`` (an EEA-EFTA exporter
+gets a warning while an adequacy decision is not yet part of the EEA Agreement); the
+``contract_date`` decides the pre-2021 SCCs after 2021-09-27. Warnings are kept with the
+record (``warnings``): the verdict stands, a reviewer checks them. The verdict is stored
+with the record: it depends only on the event, the controller's registration before it
+and the tables, so a replay reproduces it (a change to the
 tables takes effect through ``auditledger projections rebuild``).
 
 Findings: ``transfer_without_valid_mechanism``; ``recurring_transfer_on_derogation`` when a
@@ -14,25 +19,41 @@ only, EDPB Guidelines 2/2018).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from projections.batch import Batch, Event, present
 from projections.controllers import settings
 from projections.legal.rights import receipt_date
-from projections.legal.transfers import judge_transfer
+from projections.legal.transfers import check_destination, judge_transfer
+
+
+def _known(country: str | None) -> str | None:
+    """The controller's registered country as the exporter, when the tables know it: a
+    registration's odd code must not invalidate every transfer (an explicit
+    ``exporter_country`` is checked, like the destination)."""
+    try:
+        return check_destination(country) if country else None
+    except ValueError:
+        return None
 
 
 def _made(b: Batch, ev: Event) -> None:
     d = ev.data
     rid, cc, mech = d["recipient_id"], d["destination_country"], d["mechanism"]
-    tz = settings(b.get("controller", ev.controller, ev.controller)).timezone
+    ctl = b.get("controller", ev.controller, ev.controller)
+    tz = settings(ctl).timezone
+    exporter = d.get("exporter_country") or _known((ctl or {}).get("country"))
     try:
         day = receipt_date(ev.occurred_at, tz)
     except ValueError:
         day = receipt_date(ev.occurred_at, "UTC")
+    warnings: list[str] = []
     try:
-        verdict = judge_transfer(cc, mech, day)
+        contract = date.fromisoformat(d["contract_date"]) if d.get("contract_date") else None
+        verdict = judge_transfer(cc, mech, day, exporter, contract)
         valid, reason, occasional = verdict.valid, verdict.reason, verdict.occasional_only
+        warnings = list(verdict.warnings)
     except ValueError as exc:
         valid, reason, occasional = False, str(exc), False
     b.add_record(ev, "transfer", rid, present({
@@ -44,7 +65,9 @@ def _made(b: Batch, ev: Event) -> None:
         "valid": valid,
         "reason": reason,
         "occasional_only": occasional,
-    }, d, ("activity_id", "tia_ref", "recurring", "count", "purpose")))
+        "warnings": warnings,
+    }, {**d, "exporter_country": exporter}, ("activity_id", "tia_ref", "recurring", "count",
+                                             "purpose", "exporter_country", "contract_date")))
     if not valid:
         b.add_finding(ev, "transfer_without_valid_mechanism", "high",
                       f"transfer to {cc} on {mech} on {day.isoformat()}: {reason}",

@@ -132,11 +132,19 @@ def extension_valid(
     return told <= period_end(start, DUE_MONTHS, country)
 
 
+#: Default longest delay, in days from receipt, for asking the subject to prove identity
+#: that a controller can justify under ``restart_on_identity`` (LEGAL_RULES.md; the ICO
+#: expects the request "as soon as possible"): configurable per controller
+#: (``controller.registered.identity_request_within_days``).
+IDENTITY_REQUEST_WITHIN_DAYS = 10
+
+
 def clock_start(
     received: date,
     policy: IdentityPolicy | str = IdentityPolicy.STRICT,
     identity_requested: date | None = None,
     identity_verified: date | None = None,
+    due: date | None = None,
 ) -> date | None:
     """The date the Art. 12(3) period runs from, under the controller's identity policy.
 
@@ -145,12 +153,51 @@ def clock_start(
       and came before verification, the period runs from ``identity_verified``; while it is
       requested but not yet verified the clock has not started: ``None``.
       Without a request (or a verification that predates it) it runs from ``received``.
+    - ``due`` is the original due date (receipt + 1 month, rolled): an identity request
+      made after it restarts nothing — the request was already overdue — so the period
+      runs from ``received``. On the due date itself the request is still in time.
     """
     policy = IdentityPolicy(policy)
     if policy is IdentityPolicy.STRICT or identity_requested is None:
+        return received
+    if due is not None and identity_requested > due:
         return received
     if identity_verified is None:
         return None
     if identity_requested <= identity_verified:
         return max(received, identity_verified)
     return received
+
+
+def identity_request_delay(
+    received: date, identity_requested: date, within_days: int = IDENTITY_REQUEST_WITHIN_DAYS
+) -> int | None:
+    """Days from receipt to the identity request when more than ``within_days`` (the delay
+    the controller can justify), else ``None``. Judged only under ``restart_on_identity``,
+    where a late request would otherwise buy the controller extra time."""
+    if within_days < 1:
+        raise ValueError("within_days must be >= 1")
+    days = (identity_requested - received).days
+    return days if days > within_days else None
+
+
+class RefusalVerdict(StrEnum):
+    """How a refusal's timing is judged (Art. 12(4))."""
+
+    IN_TIME = "in_time"  # within one month of receipt
+    AFTER_EXTENSION = "after_extension"  # later, but within a valid extension: contested
+    LATE = "late"  # after one month with no valid extension, or after the extended date
+
+
+def judge_refusal(refused_on: date, deadlines: RightsDeadlines) -> RefusalVerdict:
+    """Art. 12(4): the subject must be told "without delay and at the latest within one
+    month of receipt" why the controller does not act. Whether a valid Art. 12(3)
+    extension also extends that month is contested (12(4) names one month and no
+    extension; 12(3)'s extension is read by some as covering every answer, a refusal
+    included): a refusal after the month but within a valid extension is
+    ``AFTER_EXTENSION``, a lower-severity finding whose detail says why."""
+    if refused_on <= deadlines.due:
+        return RefusalVerdict.IN_TIME
+    if deadlines.extended and refused_on <= deadlines.extended_due:
+        return RefusalVerdict.AFTER_EXTENSION
+    return RefusalVerdict.LATE

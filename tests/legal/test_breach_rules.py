@@ -76,8 +76,9 @@ LATE = ON_TIME + timedelta(seconds=1)
         (None, AWARE + timedelta(hours=5), False, LATE, "notified_on_time"),
         ("risk", LATE, True, LATE, "notified_late_with_reasons"),
         ("high", LATE, False, LATE, "notified_late_without_reasons"),
-        # notified although assessed unlikely: the notification's timing is what counts
-        ("unlikely", LATE, False, LATE, "notified_late_without_reasons"),
+        # notified although assessed unlikely: voluntary, so never late (Art. 33(1))
+        ("unlikely", LATE, False, LATE, "not_required"),
+        ("unlikely", AWARE + timedelta(hours=5), False, LATE, "not_required"),
     ],
 )
 def test_breach_state(risk, notified_at, reasons, now, state) -> None:  # type: ignore[no-untyped-def]

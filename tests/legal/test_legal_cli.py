@@ -98,9 +98,10 @@ def test_transfer_check(run, country, mechanism, on, valid) -> None:  # type: ig
         run("transfer", "check", "--country", country, "--mechanism", mechanism,
             "--on", on, "--json")
     )  # fmt: skip
-    assert set(out) == {"valid", "reason"}
+    assert set(out) == {"valid", "reason", "warnings"}
     assert out["valid"] is valid
     assert out["reason"]
+    assert out["warnings"] == []
 
 
 @pytest.mark.parametrize(
@@ -138,3 +139,88 @@ def test_bad_input_exits_non_zero_with_one_line(run, args, message) -> None:  # 
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1
     assert message in lines[0]
+
+
+RIGHTS = ("deadline", "rights", "--country", "NO")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # DESIGN.md: dates are YYYY-MM-DD only (date.fromisoformat alone takes these)
+        ((*RIGHTS, "--received", "20260131"), "YYYY-MM-DD"),
+        ((*RIGHTS, "--received", "2026-W05-6"), "YYYY-MM-DD"),
+        ((*RIGHTS, "--received", "2026-W05"), "YYYY-MM-DD"),
+        (("transfer", "check", "--country", "US", "--mechanism", "dpf", "--on", "20240101"),
+         "YYYY-MM-DD"),
+        (("transfer", "check", "--country", "IN", "--mechanism", "scc_2010", "--on",
+          "2022-01-01", "--contract-date", "2021-W01-1"), "--contract-date"),
+        # a promise of fewer than one day is no promise
+        ((*RIGHTS, "--received", "2026-01-31", "--promise-days", "0"), "at least 1"),
+        ((*RIGHTS, "--received", "2026-01-31", "--promise-days", "-5"), "at least 1"),
+        # click's own usage errors: one line too, never a usage box
+        (RIGHTS, "Missing option '--received'"),
+        ((*RIGHTS, "--received", "2026-01-31", "--promise-days", "x"), "--promise-days"),
+        ((*RIGHTS, "--received", "2026-01-31", "--promise-days", "1.5"), "--promise-days"),
+        ((*RIGHTS, "--received", "2026-01-31", "--bogus"), "No such option"),
+        (("deadline", "breach"), "Missing option '--aware'"),
+        (("transfer", "check", "--country", "US", "--on", "2024-01-01"),
+         "Missing option '--mechanism'"),
+        (("transfer", "check", "--country", "US", "--mechanism", "dpf", "--on", "2024-01-01",
+          "--exporter", "XX"), "country"),
+        (("deadline", "nosuch"), "No such command"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(run, args, message) -> None:  # type: ignore[no-untyped-def]
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert "Usage:" not in r.stderr and "╭" not in r.stderr
+
+
+def test_usage_error_in_a_real_process() -> None:
+    import subprocess
+
+    from tests.conftest import CLI
+
+    r = subprocess.run([*CLI, "deadline", "rights", "--country", "NO"], capture_output=True,
+                       text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "error: Missing option '--received'.\n"
+
+
+def test_help_still_works(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("deadline", "rights", "--help")
+    assert r.exit_code == 0 and "--promise-days" in r.stdout
+
+
+def test_promise_of_one_day(run) -> None:  # type: ignore[no-untyped-def]
+    out = _json(run(*RIGHTS, "--received", "2026-01-31", "--promise-days", "1", "--json"))
+    assert out["promised_due"] == "2026-02-01" and out["binding_due"] == "2026-02-01"
+
+
+def test_transfer_check_exporter_warning(run) -> None:  # type: ignore[no-untyped-def]
+    args = ("transfer", "check", "--country", "BR", "--mechanism", "adequacy",
+            "--on", "2026-06-01")
+    eu = _json(run(*args, "--exporter", "DE", "--json"))
+    assert eu["valid"] is True and eu["warnings"] == []
+    no = _json(run(*args, "--exporter", "NO", "--json"))
+    assert no["valid"] is True and len(no["warnings"]) == 1
+    assert "EEA Agreement" in no["warnings"][0]
+    text = run(*args, "--exporter", "NO")
+    assert text.exit_code == 0
+    assert text.stdout.splitlines()[0].startswith("valid: ")
+    assert text.stdout.splitlines()[1].startswith("warning: ")
+
+
+def test_transfer_check_contract_date(run) -> None:  # type: ignore[no-untyped-def]
+    args = ("transfer", "check", "--country", "IN", "--mechanism", "scc_2010",
+            "--on", "2022-06-01")
+    assert "no contract date" in _json(run(*args, "--json"))["warnings"][0]
+    old = _json(run(*args, "--contract-date", "2020-01-15", "--json"))
+    assert (old["valid"], old["warnings"]) == (True, [])
+    new = _json(run(*args, "--contract-date", "2021-10-01", "--json"))
+    assert new["valid"] is False and "2021-09-27" in new["reason"]

@@ -49,15 +49,19 @@ def test_every_row_has_window_and_source(name: str) -> None:
 
 @pytest.mark.parametrize("row", ADEQUACY, ids=lambda r: f"{r['country']}-{r['mechanism']}")
 def test_adequacy_row_window(row: dict) -> None:
+    """The row's own window; a neighbouring day may be valid on something else (the next
+    row of a renewed decision, the UK bridge), never on this row's source."""
     cc, mech, start = row["country"], row["mechanism"], _d(row["valid_from"])
-    assert not judge_transfer(cc, mech, start - DAY).valid
+    before = judge_transfer(cc, mech, start - DAY)
+    assert not before.valid or row["source"] not in before.reason
     first = judge_transfer(cc, mech, start)
     assert first.valid and not first.occasional_only
     assert row["source"] in first.reason
     if row["valid_to"]:
         end = _d(row["valid_to"])
-        assert judge_transfer(cc, mech, end).valid
-        assert not judge_transfer(cc, mech, end + DAY).valid
+        assert row["source"] in judge_transfer(cc, mech, end).reason
+        after = judge_transfer(cc, mech, end + DAY)
+        assert not after.valid or row["source"] not in after.reason
 
 
 @pytest.mark.parametrize("row", MECHS, ids=lambda r: r["mechanism"])
@@ -76,12 +80,17 @@ def test_mechanism_row_window(row: dict) -> None:
 @pytest.mark.parametrize("row", EEA, ids=lambda r: r["country"])
 def test_eea_row_window(row: dict) -> None:
     cc, start = row["country"], _d(row["valid_from"])
-    assert not judge_transfer(cc, "none", start - DAY).valid
-    assert judge_transfer(cc, "none", start).reason == "EEA"
+    bridge = row["status"] == "bridge"
+    before = judge_transfer(cc, "none", start - DAY)
+    assert not before.valid or bridge  # the UK bridge follows the transition period
+    first = judge_transfer(cc, "none", start).reason
+    assert first == ("not a transfer to a third country: " + row["source"] if bridge
+                     else "EEA")
     if row["valid_to"]:
         end = _d(row["valid_to"])
         assert judge_transfer(cc, "none", end).valid
-        assert not judge_transfer(cc, "none", end + DAY).valid
+        after = judge_transfer(cc, "none", end + DAY)
+        assert not after.valid or after.reason != first
 
 
 # --- the boundaries LEGAL_RULES.md names ---------------------------------------------------
@@ -103,12 +112,24 @@ def test_eea_row_window(row: dict) -> None:
         ("US", "scc_2010", date(2022, 12, 28), False),
         ("IN", "scc_2021", date(2021, 6, 26), False),
         ("IN", "scc_2021", date(2021, 6, 27), True),
-        ("GB", "adequacy", date(2021, 6, 27), False),
+        ("GB", "adequacy", date(2021, 6, 27), True),  # the bridge: not a transfer
         ("GB", "adequacy", date(2021, 6, 28), True),
+        ("GB", "adequacy", date(2025, 12, 27), True),  # extension, then renewal
+        ("GB", "adequacy", date(2025, 12, 28), True),
         ("GB", "adequacy", date(2031, 12, 27), True),
         ("GB", "adequacy", date(2031, 12, 28), False),
         ("GB", "none", date(2020, 12, 31), True),  # transition period: EU law applied
-        ("GB", "none", date(2021, 1, 1), False),
+        ("GB", "none", date(2021, 1, 1), True),  # TCA Art. FINPROV.10A bridge
+        ("GB", "none", date(2021, 6, 27), True),
+        ("GB", "none", date(2021, 6, 28), False),
+        ("GB", "scc_2021", date(2021, 6, 28), True),
+        ("BR", "adequacy", date(2026, 1, 25), False),
+        ("BR", "adequacy", date(2026, 1, 26), True),
+        ("US", "safe_harbour", date(2000, 7, 25), False),
+        ("US", "safe_harbour", date(2000, 7, 26), True),
+        ("US", "safe_harbour", date(2015, 10, 5), True),
+        ("US", "safe_harbour", date(2015, 10, 6), False),  # C-362/14
+        ("US", "scc_2010", date(2021, 9, 26), True),
         ("CA", "adequacy", date(2026, 1, 1), True),
         ("JP", "adequacy", date(2019, 1, 22), False),
         ("JP", "adequacy", date(2019, 1, 23), True),
@@ -158,7 +179,8 @@ def test_eea_today_is_eu27_plus_three() -> None:
 
 
 def test_adequacy_list_of_legal_rules_is_complete() -> None:
-    listed = {"AD", "AR", "CA", "FO", "GG", "IL", "IM", "JP", "JE", "NZ", "KR", "CH", "GB", "UY"}
+    listed = {"AD", "AR", "BR", "CA", "FO", "GG", "IL", "IM", "JP", "JE", "NZ", "KR", "CH", "GB",
+              "UY"}
     in_force = {cc for (cc, mech) in tables().adequacy if mech == "adequacy" and cc != "EPO"}
     assert in_force == listed
     assert ("EPO", "adequacy") in tables().adequacy
@@ -169,7 +191,9 @@ def test_unknown_inputs() -> None:
     with pytest.raises(UnknownDestinationError):
         judge_transfer("XX", "scc_2021", date(2026, 1, 1))
     with pytest.raises(UnknownMechanismError):
-        judge_transfer("US", "safe_harbour", date(2026, 1, 1))
+        judge_transfer("US", "model_clauses", date(2026, 1, 1))
+    with pytest.raises(UnknownDestinationError):
+        judge_transfer("US", "scc_2021", date(2026, 1, 1), exporter="XX")
 
 
 def test_tables_loaded_once() -> None:
