@@ -150,7 +150,10 @@ def _pool_state(pool: ProcessPoolExecutor | None) -> tuple[bool, int]:
         return True, 0
     # concurrent.futures keeps the broken flag and the worker table private; they are
     # the only record of a worker's death before the next submission fails.
-    procs = list((getattr(pool, "_processes", None) or {}).values())
+    try:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+    except RuntimeError:  # the pool's manager thread changed the table meanwhile
+        procs = []
     alive = sum(1 for p in procs if p.is_alive())
     broken = bool(getattr(pool, "_broken", False))
     return not broken and alive == len(procs), alive
