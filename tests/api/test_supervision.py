@@ -65,7 +65,7 @@ def test_kill_9_of_serve_leaves_no_child_and_loses_no_acknowledged_event(
     producer = Producer(serve.url, world["producer"], world["key"]).run(size=50)
     orphans: list[dict[int, str]] = []
     try:
-        for _ in range(3):
+        for _ in range(5):  # the red team's five kills
             # Kill while this serve acknowledges events, once it has every kind of
             # child: the worker (and its helpers), a signature worker and
             # multiprocessing's resource tracker.
