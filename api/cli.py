@@ -5,8 +5,6 @@ imports ``api``); ``auditledger demo`` calls it as ``serve(data=..., port=...)``
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,31 +47,31 @@ def serve(
         typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", err=True)
         raise typer.Exit(2) from None
     from api.readside import open_read_side
+    from api.supervisor import WorkerSupervisor, worker_command
 
     # The projection runner is Python-heavy: in its own process it does not hold this
-    # one's GIL while requests are served (ingest throughput, read latency).
+    # one's GIL while requests are served (ingest throughput, read latency). It is
+    # supervised: restarted when it dies, killed when serve dies (docs/deployment.md).
     read_side = open_read_side(ledger, ledger.clock, follow=True) if projections else None
-    runner = None
-    if read_side is not None:
-        runner = subprocess.Popen([sys.executable, "-c", "from ledger.cli import main; main()",
-                                   "projections", "run", "--data", str(data), "--follow"],
-                                  stdout=subprocess.DEVNULL)
+    worker = WorkerSupervisor(worker_command(data)).start() if read_side else None
     intake: Any = None
 
     def close() -> None:
         if intake is not None:
             intake.stop()
-        if runner is not None:
-            runner.terminate()
-            runner.wait(timeout=30)
+        if worker is not None:
+            worker.stop()
         if read_side is not None:
             read_side.close()
         ledger.close()
 
     # uvicorn re-raises SIGTERM/SIGINT after its shutdown, so code after uvicorn.run() may
     # never run: closing happens in the app's lifespan (on_shutdown).
+    # A signature worker that dies breaks its pool: the timer rebuilds it within a second
+    # (the next batch would, too, with a retry), and /readyz shows it meanwhile.
     app = create_app(ledger, read_side=read_side, background=True, run_projections=False,
-                     on_shutdown=close)
+                     on_shutdown=close, tasks=[(ledger.verifier.repair, 1.0)])
+    app.state.projections_worker = worker  # /readyz: a dead worker is not ready
     if ledger.cfg.backend == "kafka":
         # Producers that write straight to auditledger.intake.v1 are checked and sequenced
         # here, under the same lock as HTTP ingest (one writer per ledger).

@@ -114,7 +114,38 @@ class ReadyCheck(BaseModel):
     lag: int | None = Field(None, description="Events in the log not yet projected.")
 
 
+class WorkerState(BaseModel):
+    """``serve``'s projections worker, as its supervisor sees it (api/supervisor.py)."""
+
+    alive: bool
+    pid: int | None = None
+    restarts: int = Field(description="Times the supervisor started it again.")
+    last_exit: int | None = Field(None, description="Exit status of the last worker that "
+                                  "ended (negative: killed by that signal).")
+    last_error: str | None = Field(None, description="The worker's last stderr line.")
+    restart_in: float | None = Field(None, description="Backoff before the next start, "
+                                     "while it is dead.")
+
+
+class ProjectionsReady(ReadyCheck):
+    caught_up: bool | None = Field(None, description="Nothing in the log is unprojected.")
+    last_error: str | None = Field(None, description="The read side's last failure.")
+    worker: WorkerState | None = Field(None, description="Null when no separate worker "
+                                       "runs (projections applied in-process).")
+
+
+class SignaturesReady(BaseModel):
+    """The Ed25519 verification pool (ledger/verifier.py)."""
+
+    ok: bool
+    workers: int = Field(description="Pool size (0: verified in the API process).")
+    alive: int = Field(description="Live workers (started as batches arrive).")
+    rebuilds: int = Field(description="Broken pools replaced since start.")
+    last_error: str | None = None
+
+
 class Ready(BaseModel):
     status: Literal["ready", "not_ready"]
     log: ReadyCheck
-    projections: ReadyCheck
+    projections: ProjectionsReady
+    signatures: SignaturesReady

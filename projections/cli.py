@@ -259,22 +259,35 @@ def projections_run(
     source_kind: SourceOpt = "log",
     as_json: JsonOpt = False,
 ) -> None:
-    """Apply the events not yet projected (exactly once), then exit, or follow."""
+    """Apply the events not yet projected (exactly once), then exit, or follow. Only one
+    worker runs per read-model store: a second one exits 1 at once, naming the lock
+    (projections/worker_lock.py)."""
     from projections.runner import ProjectionRunner
     from projections.store import open_store
+    from projections.worker_lock import WorkerLock, WorkerLocked, lock_path
 
-    source, log = _open_source(data, source_kind)
-    rm = open_store(_store_target(data, store))
-    runner = ProjectionRunner(source, rm, batch_size)
+    target = _store_target(data, store)
+    lock = WorkerLock(lock_path(data, target))
     try:
-        if follow:
-            runner.run_forever()
-        n = runner.run_once()
-        payload = {"events": n, "position": runner.position(),
-                   "positions": _positions(runner)}
+        lock.acquire()
+    except (WorkerLocked, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    try:
+        source, log = _open_source(data, source_kind)
+        rm = open_store(target)
+        runner = ProjectionRunner(source, rm, batch_size)
+        try:
+            if follow:
+                runner.run_forever()
+            n = runner.run_once()
+            payload = {"events": n, "position": runner.position(),
+                       "positions": _positions(runner)}
+        finally:
+            rm.close()
+            _close(source, log)
     finally:
-        rm.close()
-        _close(source, log)
+        lock.release()
     _emit(payload, as_json, f"applied {n} events, position {payload['position']}")
 
 

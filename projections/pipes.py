@@ -13,13 +13,14 @@ import contextlib
 import fcntl
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from ledger import children
 
 _ROOT = str(Path(__file__).resolve().parents[1])
 
@@ -96,16 +97,8 @@ class Receiver:
 def die_with_parent() -> None:
     """In a child: ask Linux to SIGKILL it when its parent dies, so that a ``kill -9`` of
     the runner leaves nothing behind that goes on reading or writing (elsewhere a child
-    stops at the end of its pipe)."""
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the request was made
-        os._exit(1)
+    stops at the end of its pipe). One implementation: ``ledger.children``."""
+    children.die_with_parent()
 
 
 def send(stream: IO[bytes], payload: bytes) -> None:

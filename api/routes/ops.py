@@ -12,6 +12,20 @@ from api.schemas import Health, Ready
 router = APIRouter(tags=["operations"])
 
 
+def projection_state(read_side: Any) -> tuple[bool, dict[str, Any]]:
+    """(reachable, {lag, caught_up, last_error, detail}) of the read side, from
+    ``ReadSide.status()`` (which never raises: an unreadable log or store is ``lag``
+    None with its ``last_error``)."""
+    if read_side is None:
+        return True, {"lag": None, "detail": "projections not installed"}
+    st = read_side.status()
+    out = {"lag": st["lag"], "caught_up": st["caught_up"], "last_error": st["last_error"]}
+    if st["lag"] is None:
+        out["detail"] = (st["last_error"] or {}).get("error")
+        return False, out
+    return True, out
+
+
 def projection_lag(read_side: Any) -> tuple[bool, int | None, str | None]:
     """(reachable, lag, detail) of the read side; (True, None, ...) when it is absent."""
     if read_side is None:
@@ -27,19 +41,32 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Ready, summary="Log and projections reachable",
+@router.get("/readyz", response_model=Ready,
+            summary="Log, projections (and their worker) and signature pool ready",
             responses={503: {"model": Ready}})
-def readyz(ledger: LedgerDep, read_side: ReadSideDep, response: Response) -> dict[str, Any]:
+def readyz(request: Request, ledger: LedgerDep, read_side: ReadSideDep,
+           response: Response) -> dict[str, Any]:
+    """Ready = the log answers, the read-model store answers, ``serve``'s projections
+    worker is running (not dead or waiting out a restart backoff) and the signature pool
+    is not broken. Lag is reported, not judged: a catch-up is not an outage (docs/api.md).
+    """
     try:
         ledger.log.last_seq()
-        log = {"ok": True}
+        log: dict[str, Any] = {"ok": True}
     except Exception as exc:
         log = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
-    ok, lag, detail = projection_lag(read_side)
-    ready = log["ok"] and ok
+    reachable, projections = projection_state(read_side)
+    supervisor = getattr(request.app.state, "projections_worker", None)
+    worker = supervisor.state() if supervisor is not None else None
+    projections["worker"] = worker
+    projections["ok"] = reachable and (worker is None or worker["alive"])
+    if reachable and worker is not None and not worker["alive"]:
+        projections["detail"] = "projections worker not running"
+    signatures = ledger.verifier.health()
+    ready = log["ok"] and projections["ok"] and signatures["ok"]
     response.status_code = 200 if ready else 503
     return {"status": "ready" if ready else "not_ready", "log": log,
-            "projections": {"ok": ok, "lag": lag, "detail": detail}}
+            "projections": projections, "signatures": signatures}
 
 
 @router.get("/metrics", summary="Prometheus metrics (text format 0.0.4)",

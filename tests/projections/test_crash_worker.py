@@ -1,4 +1,5 @@
-"""kill -9 of the projection worker mid-stream, restart: same read models, no event twice."""
+"""kill -9 of the projection worker mid-stream, restart: same read models, no event twice;
+and one worker per store: a second one refuses while the first runs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from projection_streams import CID, Scenario, generate
 
 from projections.runner import rebuild
 from projections.store import SQLiteStore, open_store
+from tests.proctree import alive as _alive
+from tests.proctree import children as _children
 
 AUDITLEDGER = str(Path(sys.executable).parent / "auditledger")
 
@@ -26,6 +29,17 @@ def _worker(data: Path, store: str, follow: bool) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _target(store_factory: StoreFactory) -> str:
+    """The address a worker process is given for a new store of the test's backend."""
+    probe = store_factory()
+    target = str(probe.path) if isinstance(probe, SQLiteStore) else probe.dsn
+    if not isinstance(probe, SQLiteStore):
+        sep = "&" if "?" in probe.dsn else "?"
+        target = f"{probe.dsn}{sep}options=-csearch_path%3D{probe.schema}"
+    probe.close()
+    return target
+
+
 @pytest.mark.slow
 def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
     scenario: Scenario, store_factory: StoreFactory, tmp_path: Path
@@ -33,12 +47,7 @@ def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
     generate(scenario, 12_000, seed=3)
     scenario.flush()
     total = scenario.ledger.log.last_seq()
-    probe = store_factory()  # decides the backend; the worker gets its address
-    target = str(probe.path) if isinstance(probe, SQLiteStore) else probe.dsn
-    if not isinstance(probe, SQLiteStore):
-        sep = "&" if "?" in probe.dsn else "?"
-        target = f"{probe.dsn}{sep}options=-csearch_path%3D{probe.schema}"
-    probe.close()
+    target = _target(store_factory)
 
     # Each kill lands after the worker committed something new (polled), plus a little:
     # fixed sleeps stopped landing mid-stream once a replay got faster than they were.
@@ -86,26 +95,34 @@ def test_kill_9_mid_stream_and_restart_gives_the_same_read_models(
     assert any("projections.shard" in c for h in helpers for c in h.values()), helpers
 
 
-def _children(pid: int) -> dict[int, str]:
-    """The live child processes of ``pid`` and their command lines (from /proc)."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
-                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(
-                    b"\0", b" ").decode()
-        except (OSError, IndexError, ValueError):
-            continue  # exited meanwhile
-    return out
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper counts as dead)."""
+def test_a_second_worker_on_the_same_store_refuses(
+    scenario: Scenario, store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    generate(scenario, 200, seed=5)
+    scenario.flush()
+    target = _target(store_factory)
+    first = _worker(scenario.data_dir, target, follow=True)
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+        watch = open_store(target)
+        deadline = time.monotonic() + 60
+        while (watch.max_tracking_id("log/0") or 0) < scenario.ledger.log.last_seq():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        watch.close()
+        second = _worker(scenario.data_dir, target, follow=True)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 1
+        line = err.decode().strip()
+        assert line.startswith(f"error: another projections worker (pid {first.pid}) holds ")
+        assert "\n" not in line
+        # Another store on the same data directory is another lock.
+        other = _worker(scenario.data_dir, _target(store_factory), follow=False)
+        _, err = other.communicate(timeout=120)
+        assert other.returncode == 0, err.decode()
+    finally:
+        first.kill()
+        first.wait()
+    # A worker killed with -9 leaves the lock file, never the lock: the next one starts.
+    done = _worker(scenario.data_dir, target, follow=False)
+    _, err = done.communicate(timeout=120)
+    assert done.returncode == 0, err.decode()
