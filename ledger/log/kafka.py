@@ -51,6 +51,7 @@ import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerr
 from kafka.producer.future import FutureRecordMetadata
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from ledger.checkpoint import NoteError, open_checkpoint
 from ledger.clock import Clock
@@ -138,14 +139,12 @@ def ensure_topics(cfg: Config, timeout_s: float = 60.0) -> dict[str, int]:
 
 
 def _retry(make: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return make()
-        except kerr.NoBrokersAvailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    """``make()`` until a broker answers, 0.5 s apart, for up to ``timeout_s`` (a broker
+    that is still starting); then its last error is raised. kafka-python 3 reports "no
+    broker" as ``KafkaTimeoutError`` ("Unable to bootstrap", after its own ~30 s); 2.x's
+    ``NoBrokersAvailable`` is gone."""
+    return Retrying(retry=retry_if_exception_type(kerr.KafkaTimeoutError),
+                    stop=stop_after_delay(timeout_s), wait=wait_fixed(0.5), reraise=True)(make)
 
 
 def partition_for(controller: str, partitions: int) -> int:
