@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter as CountOf
 from collections import deque
 from collections.abc import Iterable
 
@@ -73,17 +74,22 @@ class Metrics:
         self._recent: deque[tuple[float, int]] = deque()
 
     def ingested(self, results: Iterable[dict]) -> None:
+        """One ingest request's results. Tallied first, then one increment per label:
+        a labelled increment costs about a microsecond, an event 50 times less."""
         now = time.monotonic()
-        accepted = 0
-        self.batches.inc()
+        statuses: CountOf[str] = CountOf()
+        codes: CountOf[str] = CountOf()
         for r in results:
-            self.events.labels(r["status"]).inc()
+            statuses[r["status"]] += 1
             if r["status"] == "rejected":
-                self.rejections.labels(r.get("code") or "unknown").inc()
-            elif r["status"] == "accepted":
-                accepted += 1
+                codes[r.get("code") or "unknown"] += 1
+        self.batches.inc()
+        for status, n in statuses.items():
+            self.events.labels(status).inc(n)
+        for code, n in codes.items():
+            self.rejections.labels(code).inc(n)
         with self._lock:
-            self._recent.append((now, accepted))
+            self._recent.append((now, statuses["accepted"]))
             self._trim(now)
 
     def request(self, route: str, method: str, status: int) -> None:
