@@ -10,6 +10,7 @@ Every command takes ``--json`` and exits non-zero with a one-line reason on bad 
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
@@ -251,7 +252,7 @@ def emit(
     batch: Annotated[int, typer.Option(help="Events per request.")] = 500,
     retries: Annotated[int, typer.Option(
         help="With --url: retries of a batch on a connection failure, 5xx or 429, with "
-        "backoff from 0.2 s doubling to 10 s, plus jitter (8: 33-65 s in all).")] = 8,
+        "backoff from 0.2 s doubling to 10 s, plus 0-1 s of jitter (8: 33-39 s in all).")] = 8,
     json: JsonOpt = True,
 ) -> None:
     """Sign and send events; prints one result line per event.
@@ -277,6 +278,9 @@ def emit(
     if retries < 0:
         raise CliError("--retries must be >= 0")
     signing_key = load_private_key(key)
+    # stamina logs each scheduled retry as a bare "stamina.retry_scheduled" warning on
+    # stderr; the one error line at the end says how many attempts were made.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
     client: Any = (Client(url, api_key or "", retries=retries) if url
                    else DirectClient(data))  # type: ignore[arg-type]
     rejected = 0

@@ -4,7 +4,8 @@ Both take envelopes that are already signed (``ledger.envelope.complete``) and r
 result dict per envelope, ``{event_id, status, code?, detail?, index?, leaf_hash?}``.
 
 The HTTP client retries transport failures, 5xx and 429 with exponential backoff and
-jitter (tenacity): resubmitting is safe because ingest is idempotent on ``event_id``.
+jitter (``stamina``, the project's retry library): resubmitting is safe because ingest is
+idempotent on ``event_id``.
 What it cannot get past is raised as a ``ClientError`` whose one-line message names the
 cause; ``auditledger emit`` prints it and exits with the error's ``exit_code``.
 """
@@ -17,11 +18,11 @@ from typing import Any
 
 import httpx
 import orjson
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential, wait_random_exponential
+import stamina
 
 FIRST_DELAY_S = 0.2
 MAX_DELAY_S = 10.0
+JITTER_S = 1.0  # up to this much added at random, so producers cut off together spread out
 
 
 class ClientError(Exception):
@@ -83,14 +84,6 @@ class Client:
             timeout=timeout,
         )
         self.retries = retries
-        # Before retry n: 0.2 × 2^(n-1) s capped at 10 s, plus up to as much again at random.
-        self._retrying = Retrying(
-            stop=stop_after_attempt(retries + 1),
-            wait=(wait_exponential(multiplier=FIRST_DELAY_S, max=MAX_DELAY_S)
-                  + wait_random_exponential(multiplier=FIRST_DELAY_S, max=MAX_DELAY_S)),
-            retry=retry_if_exception_type((httpx.TransportError, _Retryable)),
-            reraise=True,
-        )
 
     def _post(self, body: bytes) -> httpx.Response:
         resp = self._http.post("/v1/events", content=body)
@@ -102,7 +95,13 @@ class Client:
         body = orjson.dumps(list(envelopes))
         tries = f"{self.retries + 1} attempt{'s' if self.retries else ''}"
         try:
-            resp = self._retrying(self._post, body)
+            # Before retry n: 0.2 s × 2^(n-1), plus 0-1 s at random, at most 10 s.
+            for attempt in stamina.retry_context(
+                    on=(httpx.TransportError, _Retryable), attempts=self.retries + 1,
+                    timeout=None, wait_initial=FIRST_DELAY_S, wait_max=MAX_DELAY_S,
+                    wait_jitter=JITTER_S):
+                with attempt:
+                    resp = self._post(body)
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach {self.url} after {tries}: "
                               f"{type(exc).__name__}: {exc}") from None

@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import stamina
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerr
 from kafka.producer.future import FutureRecordMetadata
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from ledger.checkpoint import NoteError, open_checkpoint
 from ledger.clock import Clock
@@ -143,8 +143,12 @@ def _retry(make: Callable[[], Any], timeout_s: float) -> Any:
     that is still starting); then its last error is raised. kafka-python 3 reports "no
     broker" as ``KafkaTimeoutError`` ("Unable to bootstrap", after its own ~30 s); 2.x's
     ``NoBrokersAvailable`` is gone."""
-    return Retrying(retry=retry_if_exception_type(kerr.KafkaTimeoutError),
-                    stop=stop_after_delay(timeout_s), wait=wait_fixed(0.5), reraise=True)(make)
+    for attempt in stamina.retry_context(on=kerr.KafkaTimeoutError, attempts=None,
+                                         timeout=timeout_s, wait_initial=0.5, wait_max=0.5,
+                                         wait_jitter=0):
+        with attempt:
+            return make()
+    raise AssertionError("unreachable: stamina re-raises the last failure")
 
 
 def partition_for(controller: str, partitions: int) -> int:

@@ -39,8 +39,10 @@ class RetryPolicy:
     every sender at the same instant, and the delay never collapses to zero.
 
     The schedule is kept in the outbox (``next_attempt_at``), not slept through, so it
-    survives a restart and a ``FixedClock`` drives it in tests; tenacity computes each
-    delay (its fixed and random exponential waits, added), and nothing here sleeps."""
+    survives a restart and a ``FixedClock`` drives it in tests. ``stamina``, the project's
+    retry library, only retries in-process (it sleeps); the delay here comes from
+    tenacity, the library stamina is built on: its fixed and random exponential waits,
+    added. Nothing here sleeps."""
 
     base_s: float = 1.0
     factor: float = 2.0
