@@ -40,8 +40,6 @@ router = APIRouter(tags=["alerts"], responses={401: {"model": Error}, 403: {"mod
 
 POLL_S = 0.2
 KEEPALIVE_S = 15.0
-RETRY_MS = 1000  # the client's reconnect delay, sent first
-SEP = "\n"  # sse-starlette's default is CRLF; the stream has always used LF
 
 
 class AlertState:
@@ -136,6 +134,20 @@ def redeliver(request: Request, key: CurrentKey, alert_id: str) -> dict[str, Any
     return {"id": alert_id, "requeued": n}
 
 
+RETRY_MS = 1000  # the client's reconnect delay, sent first
+SEP = "\n"  # sse-starlette's default is CRLF; the stream has always used LF
+LAST_SEQ = 2**63 - 1  # the outbox's seq is a SQLite INTEGER: 64-bit signed
+
+
+def _resume_after(last_event_id: str | None) -> int | None:
+    """The seq a ``Last-Event-ID`` names, or None when it names none (ignored, as if
+    absent): not digits, or past any seq the outbox can hold."""
+    value = (last_event_id or "").strip()
+    if not value.isdecimal() or not value.isascii() or int(value) > LAST_SEQ:
+        return None
+    return int(value)
+
+
 def _sse(alert: dict[str, Any]) -> ServerSentEvent:
     data = orjson.dumps({k: v for k, v in alert.items() if k != "state"},
                         option=orjson.OPT_SORT_KEYS).decode()  # one line: no data: split
@@ -165,8 +177,9 @@ async def stream(
 ) -> EventSourceResponse:
     outbox = alert_state(request).outbox
     scope = visible(key, controller)
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        start = int(last_event_id)
+    resume = _resume_after(last_event_id)
+    if resume is not None:
+        start = resume
     elif after is not None:
         start = after
     else:

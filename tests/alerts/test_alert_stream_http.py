@@ -181,3 +181,16 @@ def test_alerts_after_a_clock_advance_keep_their_order(served: Served) -> None:
     evs = [e for e in sse_events(r.text) if e["data"]["kind"] == "breach"]
     assert [e["data"]["threshold"] for e in evs] == ["48h", "60h"]
     assert [int(e["id"]) for e in evs] == sorted(int(e["id"]) for e in evs)
+
+
+@pytest.mark.parametrize("value", [b"9223372036854775808", b"99999999999999999999",
+                                   "\u00b2".encode("latin-1"), b"-1", b"x"])
+def test_a_last_event_id_that_is_no_seq_is_ignored(served: Served, value: bytes) -> None:
+    """Past the largest 64-bit seq, a superscript digit (``str.isdigit`` says yes, ``int``
+    says no), or not a number: as if absent (the stream starts after the newest alert);
+    these were 500s."""
+    alert_now(served, "b1")
+    r = httpx.get(f"{served.url}/v1/alerts/stream", params={"idle_timeout": 0.3},
+                  headers={**served.headers(), "Last-Event-ID": value}, timeout=10)
+    assert r.status_code == 200
+    assert sse_events(r.text) == []  # b1 is older than the start: not replayed
