@@ -5,7 +5,8 @@ may pass by itself (server errors, nothing listening), after the retries.
 
 The good and refused cases run against a real ``auditledger serve``; the server error
 against a real HTTP server on loopback that answers every request 503, as an overloaded
-or broken deployment behind a proxy does; "nothing listening" against a closed port.
+or broken deployment behind a proxy does (and one that answers 200 with a web page, as a
+wrong URL may); "nothing listening" against a closed port.
 """
 
 from __future__ import annotations
@@ -112,36 +113,50 @@ def test_nothing_listening_is_one_line_exit_1(server: dict[str, Any]) -> None:
     assert f"cannot reach {url} after 3 attempts" in line and "ConnectError" in line, line
 
 
-class _Unavailable(http.server.BaseHTTPRequestHandler):
-    """Answers every POST 503 with the API's error document, and counts them."""
+class _Fixed(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with ``status`` and ``body``, and counts them."""
 
+    status = 503
+    body = b'{"code":"unavailable","detail":"log unreachable"}'
     hits = 0
 
     def do_POST(self) -> None:
         type(self).hits += 1
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b'{"code":"unavailable","detail":"log unreachable"}'
-        self.send_response(503)
+        self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(self.body)
 
     def log_message(self, *args: Any) -> None:  # keep pytest's output clean
         pass
 
 
-def test_server_error_is_retried_then_one_line_exit_1(server: dict[str, Any]) -> None:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+def answering(server: dict[str, Any], status: int, body: bytes, *extra: str
+              ) -> tuple[subprocess.CompletedProcess[str], int]:
+    handler = type("Handler", (_Fixed,), {"status": status, "body": body, "hits": 0})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        proc = emit(server, url, server["producer"], "--retries", "2")
+        return emit(server, url, server["producer"], *extra), handler.hits
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_server_error_is_retried_then_one_line_exit_1(server: dict[str, Any]) -> None:
+    proc, hits = answering(server, 503, _Fixed.body, "--retries", "2")
     line = one_error_line(proc)
     assert proc.returncode == 1
     assert "server error" in line and "after 3 attempts" in line, line
     assert "503" in line and "log unreachable" in line, line
-    assert _Unavailable.hits == 3  # the first try and two retries, then it gave up
+    assert hits == 3  # the first try and two retries, then it gave up
+
+
+def test_a_200_that_is_not_results_is_exit_2(server: dict[str, Any]) -> None:
+    proc, hits = answering(server, 200, b"<html>not the ledger</html>")
+    line = one_error_line(proc)
+    assert proc.returncode == 2 and "is not an auditledger API" in line, line
+    assert hits == 1  # nothing to retry
