@@ -44,6 +44,7 @@ from ledger.canonical import canonical_bytes
 from ledger.checkpoint import NoteError, open_checkpoint, open_note, sign_note
 from ledger.clock import format_rfc3339, parse_rfc3339
 from ledger.encoding import EncodingError, b64, unb64
+from ledger.findings import LogEntry, Problem, Report
 from ledger.log.base import StoredCheckpoint, StoredEvent
 from ledger.merkle import (
     ProofError,
@@ -58,7 +59,6 @@ from ledger.schemas import SchemaError, default_schemas
 from ledger.sequencer import origin
 from ledger.signing import DOMAIN, load_private_key
 from ledger.verifier import Verifier
-from ledger.verify import LogEntry, Problem, Report
 
 FORMAT = "auditledger-bundle/1"
 MANIFEST_NOTE = "manifest.note"
@@ -299,7 +299,7 @@ def _jsonl(data: bytes) -> Iterable[tuple[int, Any]]:
 
 
 class BundleSource:
-    """An evidence bundle opened for verification (``ledger.verify.Source``)."""
+    """An evidence bundle opened for verification (``ledger.findings.Source``)."""
 
     def __init__(self, path: Path | str | bytes) -> None:
         raw = path if isinstance(path, bytes) else Path(path).read_bytes()

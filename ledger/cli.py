@@ -10,6 +10,7 @@ Every command takes ``--json`` and exits non-zero with a one-line reason on bad 
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
@@ -249,13 +250,22 @@ def emit(
     api_key: Annotated[str | None, typer.Option(help="Producer API key (with --url).")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Ledger data dir.")] = None,
     batch: Annotated[int, typer.Option(help="Events per request.")] = 500,
+    retries: Annotated[int, typer.Option(
+        help="With --url: retries of a batch on a connection failure, 5xx or 429, with "
+        "backoff from 0.2 s doubling to 10 s, plus 0-1 s of jitter (8: 33-39 s in all).")] = 8,
     json: JsonOpt = True,
 ) -> None:
-    """Sign and send events; prints one result line per event. Exit 1 if any was rejected."""
+    """Sign and send events; prints one result line per event.
+
+    Exit 0: all taken (accepted or duplicate). Exit 1: an event was rejected, or the server
+    failed or could not be reached (after the retries). Exit 2: bad input: flags, files,
+    or a request the server refused (bad API key, key without the producer role, wrong
+    URL). A failure is one line ``error: ...`` on stderr; lines already printed stand.
+    """
     from rich.console import Console
     from rich.progress import Progress
 
-    from ledger.client import Client, DirectClient
+    from ledger.client import Client, ClientError, DirectClient
     from ledger.envelope import complete
     from ledger.signing import load_private_key
 
@@ -265,8 +275,14 @@ def emit(
         raise CliError("--url needs --api-key")
     if not 1 <= batch <= 1000:
         raise CliError("--batch must be between 1 and 1000")
+    if retries < 0:
+        raise CliError("--retries must be >= 0")
     signing_key = load_private_key(key)
-    client: Any = Client(url, api_key or "") if url else DirectClient(data)  # type: ignore[arg-type]
+    # stamina logs each scheduled retry as a bare "stamina.retry_scheduled" warning on
+    # stderr; the one error line at the end says how many attempts were made.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
+    client: Any = (Client(url, api_key or "", retries=retries) if url
+                   else DirectClient(data))  # type: ignore[arg-type]
     rejected = 0
     try:
         pending: list[dict[str, Any]] = []
@@ -289,6 +305,8 @@ def emit(
                     send()
             if pending:
                 send()
+    except ClientError as exc:
+        fail(str(exc), exc.exit_code)
     finally:
         client.close()
     if rejected:

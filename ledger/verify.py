@@ -19,9 +19,8 @@ recomputed perfect subtrees with the ones the log stored at append time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -29,6 +28,7 @@ from ledger.canonical import canonical_bytes
 from ledger.checkpoint import NoteError, open_checkpoint
 from ledger.clock import parse_rfc3339
 from ledger.encoding import b64
+from ledger.findings import LogEntry, Problem, Report, Source
 from ledger.log.base import StoredCheckpoint
 from ledger.merkle import (
     Frontier,
@@ -43,58 +43,6 @@ from ledger.schemas import SchemaError, default_schemas
 from ledger.sequencer import origin
 from ledger.signing import DOMAIN
 from ledger.verifier import Verifier
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One event as a source presents it: what the log claims, to be checked."""
-
-    index: int
-    event_id: str
-    body: bytes
-    leaf_hash: bytes | None  # as recorded by the log, if the source has it
-
-
-class Source(Protocol):
-    def controllers(self) -> list[str]: ...
-    def entries(self, controller: str) -> Iterable[LogEntry]: ...
-    def checkpoints(self, controller: str) -> list[StoredCheckpoint]: ...
-    def stored_node(self, controller: str, level: int, index: int) -> bytes | None: ...
-
-
-@dataclass
-class Problem:
-    controller: str
-    problem: str
-    event_id: str | None = None
-    index: int | None = None
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "controller": self.controller,
-            "event_id": self.event_id,
-            "index": self.index,
-            "problem": self.problem,
-            "detail": self.detail,
-        }
-
-
-@dataclass
-class Report:
-    controllers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "controllers": self.controllers,
-            "problems": [p.to_dict() for p in self.problems],
-        }
 
 
 def verify_source(

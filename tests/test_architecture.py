@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,38 @@ def test_projections_never_import_the_api() -> None:
         if n.split(".")[0] == "api"
     ]
     assert not offenders, offenders
+
+
+def ledger_import_graph() -> dict[str, set[str]]:
+    """Module -> the ledger modules it imports, counting imports inside functions too: a
+    lazy import only postpones a cycle, it does not remove it."""
+    modules: dict[str, Path] = {}
+    for path in sorted((ROOT / "ledger").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # ``from ledger.log import kafka`` imports a module, ``from x import f`` not
+                targets.add(node.module)
+                targets.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_ledger_has_no_import_cycle() -> None:
+    graph = ledger_import_graph()
+    assert "ledger.findings" in graph["ledger.bundle"]  # the graph sees real imports
+    try:
+        list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        raise AssertionError(f"import cycle in ledger/: {' -> '.join(exc.args[1])}") from None
 
 
 def test_test_module_basenames_are_unique() -> None:

@@ -9,8 +9,10 @@ SSE: each event is ``id: <seq>`` (the outbox's monotonic sequence), ``event: ale
 ``data: <the alert JSON>``. A client that reconnects with ``Last-Event-ID: <seq>`` gets
 every alert after it, so nothing is missed across a dropped connection; without it the
 stream starts after the newest alert (``?after=0`` replays everything kept). Only alerts
-of controllers the key may see are sent. A comment line is sent every 15 s of silence so
-proxies keep the connection open.
+of controllers the key may see are sent. The stream opens with ``retry: 1000`` and sends
+a ``: keepalive`` comment every 15 s so proxies keep the connection open. sse-starlette
+(``EventSourceResponse``) writes the frames, notices a client that went away, and closes
+open streams when the server shuts down, so ``serve`` stops without waiting on them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_role
@@ -135,14 +137,32 @@ def redeliver(request: Request, key: CurrentKey, alert_id: str) -> dict[str, Any
     return {"id": alert_id, "requeued": n}
 
 
-def _sse(alert: dict[str, Any]) -> bytes:
+RETRY_MS = 1000  # the client's reconnect delay, sent first
+SEP = "\n"  # sse-starlette's default is CRLF; the stream has always used LF
+LAST_SEQ = 2**63 - 1  # the outbox's seq is a SQLite INTEGER: 64-bit signed
+
+
+def _resume_after(last_event_id: str | None) -> int | None:
+    """The seq a ``Last-Event-ID`` names, or None when it names none (ignored, as if
+    absent): not digits, or past any seq the outbox can hold."""
+    value = (last_event_id or "").strip()
+    if not value.isdecimal() or not value.isascii() or int(value) > LAST_SEQ:
+        return None
+    return int(value)
+
+
+def _sse(alert: dict[str, Any]) -> ServerSentEvent:
     data = orjson.dumps({k: v for k, v in alert.items() if k != "state"},
-                        option=orjson.OPT_SORT_KEYS)
-    return b"id: %d\nevent: alert\ndata: %s\n\n" % (alert["seq"], data)
+                        option=orjson.OPT_SORT_KEYS).decode()  # one line: no data: split
+    return ServerSentEvent(data, id=str(alert["seq"]), event="alert", sep=SEP)
+
+
+def _keepalive() -> ServerSentEvent:
+    return ServerSentEvent(comment="keepalive", sep=SEP)
 
 
 @router.get("/v1/alerts/stream", summary="Live alerts as Server-Sent Events",
-            response_class=StreamingResponse,
+            response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
 async def stream(
     request: Request, key: Reader,
@@ -158,24 +178,24 @@ async def stream(
                      ] = None,
     idle_timeout: Annotated[float | None, Query(gt=0, le=3600, description=(
         "Close after this many seconds without an alert."))] = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     outbox = alert_state(request).outbox
     scope = visible(key, controller)
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        start = int(last_event_id)
+    resume = _resume_after(last_event_id)
+    if resume is not None:
+        start = resume
     elif after is not None:
         start = after
     else:
         start = await run_in_threadpool(outbox.last_seq)
 
-    async def events() -> AsyncIterator[bytes]:
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        # sse-starlette ends this generator when the client goes away or the server shuts
+        # down, and sends the keepalive comments; this only polls the outbox.
         last, sent = start, 0
         quiet = time.monotonic()
-        ping = quiet
-        yield b"retry: 1000\n\n"
+        yield ServerSentEvent(retry=RETRY_MS, sep=SEP)
         while True:
-            if await request.is_disconnected():
-                return
             rows = await run_in_threadpool(outbox.emitted_after, last, scope, 100)
             for a in rows:
                 yield _sse(a)
@@ -184,14 +204,12 @@ async def stream(
                     return
             now = time.monotonic()
             if rows:
-                quiet = ping = now
+                quiet = now
                 continue
             if idle_timeout is not None and now - quiet >= idle_timeout:
                 return
-            if now - ping >= KEEPALIVE_S:
-                ping = now
-                yield b": keepalive\n\n"
             await asyncio.sleep(POLL_S)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventSourceResponse(events(), ping=KEEPALIVE_S, sep=SEP,
+                               ping_message_factory=_keepalive,
+                               headers={"Cache-Control": "no-cache"})

@@ -76,7 +76,9 @@ AdminController = Annotated[str, Depends(admin_controller)]
 
 
 @router.post("/v1/controllers/{controller}/webhooks", status_code=201,
-             response_model=WebhookCreated, summary="Register a webhook (secret shown once)")
+             response_model=WebhookCreated, summary="Register a webhook (secret shown once)",
+             responses={400: {"model": Error, "description": "`bad_request`: the body is "
+                              "not JSON"}})
 def create_webhook(controller: AdminController, body: WebhookIn, request: Request
                    ) -> dict[str, Any]:
     parts = urlsplit(body.url)

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import stamina
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerr
 from kafka.producer.future import FutureRecordMetadata
@@ -138,14 +139,16 @@ def ensure_topics(cfg: Config, timeout_s: float = 60.0) -> dict[str, int]:
 
 
 def _retry(make: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
+    """``make()`` until a broker answers, 0.5 s apart, for up to ``timeout_s`` (a broker
+    that is still starting); then its last error is raised. kafka-python 3 reports "no
+    broker" as ``KafkaTimeoutError`` ("Unable to bootstrap", after its own ~30 s); 2.x's
+    ``NoBrokersAvailable`` is gone."""
+    for attempt in stamina.retry_context(on=kerr.KafkaTimeoutError, attempts=None,
+                                         timeout=timeout_s, wait_initial=0.5, wait_max=0.5,
+                                         wait_jitter=0):
+        with attempt:
             return make()
-        except kerr.NoBrokersAvailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    raise AssertionError("unreachable: stamina re-raises the last failure")
 
 
 def partition_for(controller: str, partitions: int) -> int:

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from tenacity import RetryCallState
+from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
 from ledger.clock import Clock
 from projections.alerts.outbox import Outbox
@@ -34,7 +36,13 @@ log = logging.getLogger(__name__)
 class RetryPolicy:
     """Delay before attempt n+1 = min(max_delay, base × factor^(n−1)), of which the
     ``jitter`` fraction is random ("equal jitter"): receivers that come back are not hit by
-    every sender at the same instant, and the delay never collapses to zero."""
+    every sender at the same instant, and the delay never collapses to zero.
+
+    The schedule is kept in the outbox (``next_attempt_at``), not slept through, so it
+    survives a restart and a ``FixedClock`` drives it in tests. ``stamina``, the project's
+    retry library, only retries in-process (it sleeps); the delay here comes from
+    tenacity, the library stamina is built on: its fixed and random exponential waits,
+    added. Nothing here sleeps."""
 
     base_s: float = 1.0
     factor: float = 2.0
@@ -42,9 +50,19 @@ class RetryPolicy:
     max_attempts: int = 12  # about 25 minutes with the defaults before dead-lettering
     jitter: float = 0.5
 
-    def delay(self, attempts: int, rnd: random.Random | None = None) -> float:
-        d = min(self.max_delay_s, self.base_s * self.factor ** max(0, attempts - 1))
-        return d * (1 - self.jitter) + (rnd or random).random() * d * self.jitter
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt (1-based)."""
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = max(1, attempts)
+        return float(self._wait(state))
+
+    @property
+    def _wait(self) -> wait_base:
+        fixed, rand = 1 - self.jitter, self.jitter
+        return (wait_exponential(multiplier=self.base_s * fixed, exp_base=self.factor,
+                                 max=self.max_delay_s * fixed)
+                + wait_random_exponential(multiplier=self.base_s * rand, exp_base=self.factor,
+                                          max=self.max_delay_s * rand))
 
     @classmethod
     def from_env(cls) -> RetryPolicy:

@@ -3,7 +3,6 @@ receiver is down, exactly one accepted delivery per id after it recovers, dead l
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 from ledger.clock import FixedClock
@@ -24,10 +23,11 @@ def plan(outbox: Outbox, n: int, controller: str = CID) -> list[str]:
 
 def test_policy_backoff_grows_with_jitter_and_cap():
     p = RetryPolicy(base_s=1, factor=2, max_delay_s=10, jitter=0.5)
-    rnd = random.Random(1)
-    for n, full in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)]:
-        d = p.delay(n, rnd)
-        assert full / 2 <= d <= full
+    for n, full in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10), (500, 10)]:
+        ds = [p.delay(n) for _ in range(200)]
+        assert all(full / 2 <= d <= full for d in ds), (n, min(ds), max(ds))
+        assert max(ds) - min(ds) > full / 4  # random over the jitter half, not constant
+    assert RetryPolicy(base_s=3, factor=3, jitter=0).delay(3) == 27  # no jitter: exact
 
 
 def test_signature_round_trip():

@@ -135,7 +135,7 @@ def test_metrics_count_ingest(api: Api) -> None:
     assert 'auditledger_events_total{status="accepted"} 1' in text
     assert 'auditledger_rejections_total{code="bad_signature"} 1' in text
     assert "auditledger_alert_queue_length 0" in text
-    assert re.search(r"^auditledger_projection_lag \d+$", text, re.M)
+    assert re.search(r"^auditledger_projection_lag \d+\.0$", text, re.M)
     assert re.search(r"^auditledger_ingest_rate [0-9.]+$", text, re.M)
 
 
