@@ -139,14 +139,13 @@ def redeliver(request: Request, key: CurrentKey, alert_id: str) -> dict[str, Any
 
 RETRY_MS = 1000  # the client's reconnect delay, sent first
 SEP = "\n"  # sse-starlette's default is CRLF; the stream has always used LF
-LAST_SEQ = 2**63 - 1  # the outbox's seq is a SQLite INTEGER: 64-bit signed
 
 
 def _resume_after(last_event_id: str | None) -> int | None:
     """The seq a ``Last-Event-ID`` names, or None when it names none (ignored, as if
     absent): not digits, or past any seq the outbox can hold."""
     value = (last_event_id or "").strip()
-    if not value.isdecimal() or not value.isascii() or int(value) > LAST_SEQ:
+    if not value.isdecimal() or not value.isascii() or int(value) > MAX_SEQ:
         return None
     return int(value)
 
