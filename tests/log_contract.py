@@ -68,7 +68,7 @@ class LogContract:
         assert [g.body for g in got] == [b.body for b in batch]
         assert all(g.leaf_hash == leaf_hash(g.body) for g in got)
         assert all(g.received_at == "2026-11-20T12:00:00.000Z" for g in got)
-        found = log.lookup([batch[3].event_id, "no-such-id"])
+        found = log.lookup("NO-1", [batch[3].event_id, "no-such-id"])
         assert list(found) == [batch[3].event_id] and found[batch[3].event_id].index == 3
         at = log.event_at("NO-1", 7)
         assert at is not None and at.event_id == batch[7].event_id

@@ -61,7 +61,7 @@ def test_producer_key_only_writes_for_its_controller(api: Api) -> None:
     assert res[1]["detail"].replace(OTHER, "X") == res[2]["detail"].replace(
         "SE-5560000000", "X")
     # The event really was not stored.
-    assert api.world.ledger.log.lookup([theirs["event_id"]]) == {}
+    assert api.world.ledger.log.lookup(OTHER, [theirs["event_id"]]) == {}
     # The admin key may write for any controller.
     assert api.post([api.event(OTHER)], who="admin").json()[0]["status"] == "accepted"
 
