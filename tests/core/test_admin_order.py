@@ -121,17 +121,20 @@ def test_a_regular_event_first_with_the_id_keeps_the_admin_event_out(world: Worl
 
 # -- the property: generated admin sequences, in batches, on the SQLite log ---------------
 
-PIDS = ("web", "hr")
+# Few producers, keys and ids, so that collisions (the interesting cases) are common.
+PIDS = ("web", "web", "hr")
 step = st.one_of(
-    st.tuples(st.just("register"), st.sampled_from(PIDS), st.integers(0, 2),
-              st.integers(0, 3), st.booleans()),
-    st.tuples(st.just("revoke"), st.sampled_from(PIDS), st.integers(0, 3)),
-    st.tuples(st.just("event"), st.sampled_from(PIDS), st.integers(0, 2),
+    st.tuples(st.just("register"), st.sampled_from(PIDS), st.integers(0, 1),
+              st.integers(0, 1), st.booleans()),
+    st.tuples(st.just("revoke"), st.sampled_from(PIDS), st.integers(0, 1)),
+    st.tuples(st.just("event"), st.sampled_from(PIDS), st.integers(0, 1),
+              st.booleans()),
+    st.tuples(st.just("event"), st.sampled_from(PIDS), st.integers(0, 1),
               st.booleans()),
     st.tuples(st.just("replay"), st.integers(0, 40)),  # an earlier envelope, again
     st.tuples(st.just("tick"),),
 )
-batches = st.lists(st.lists(step, min_size=1, max_size=8), min_size=1, max_size=5)
+batches = st.lists(st.lists(step, min_size=1, max_size=10), min_size=1, max_size=4)
 
 
 class Model:
@@ -148,14 +151,14 @@ class Model:
             self.key[pid] = (self.key[pid][0], env["data"]["revoked_at"])
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(plan=batches)
 def test_accepted_implies_verified(tmp_path_factory: Any, plan: list[list[tuple]]) -> None:
     world = make_world(Path(tmp_path_factory.mktemp("prop")))
     try:
-        ids = [str(uuid.uuid4()) for _ in range(4)]  # a small pool, so ids collide
+        ids = [str(uuid.uuid4()) for _ in range(2)]  # a small pool, so ids collide
         sent: list[tuple[dict[str, Any], int | None]] = []
         model = Model()
         for batch_plan in plan:
