@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.routes.ingest import GroupCommit
 from ledger.clock import InvalidTime, date_problem, parse_rfc3339, time_problem
@@ -164,3 +166,36 @@ def test_import_window_and_lateness(world: World) -> None:
     world.clock.advance(timedelta(days=2))  # the window closed by itself
     expect(world, world.event(occurred_at="2026-11-12T12:00:00Z"), "clock_skew",
            "occurred_at is more than 3 days")
+
+
+two = st.integers(0, 99).map(lambda i: f"{i:02d}")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(year=st.integers(1890, 9999), month=two, day=two, hour=two, minute=two,
+       second=two, frac=st.one_of(st.just(""), st.text("0123456789", min_size=1,
+                                                        max_size=9).map("." .__add__)),
+       off=st.one_of(st.just("Z"), st.tuples(st.sampled_from("+-"), two, two).map(
+           lambda t: f"{t[0]}{t[1]}:{t[2]}")))
+def test_the_fast_path_agrees_with_the_full_definition(
+    year: int, month: str, day: str, hour: str, minute: str, second: str, frac: str,
+    off: str,
+) -> None:
+    """``parse_rfc3339`` takes the C parser for ordinary times; on every generated
+    string it must reach the full definition's verdict and value."""
+    from ledger.clock import _TIME, _parse_time_fully
+
+    value = f"{year:04d}-{month}-{day}T{hour}:{minute}:{second}{frac}{off}"
+    match = _TIME.fullmatch(value)
+    assert match is not None
+    try:
+        fast: datetime | None = parse_rfc3339(value)
+    except InvalidTime:
+        fast = None
+    try:
+        full: datetime | None = _parse_time_fully(match)
+    except InvalidTime:
+        full = None
+    assert (fast is None) == (full is None), value
+    if fast is not None and full is not None:
+        assert fast == full and fast.utcoffset() == full.utcoffset(), value
