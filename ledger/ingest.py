@@ -185,7 +185,7 @@ class Ingestor:
                     raise Rejected(Code.SCHEMA_VIOLATION,
                                    f"envelope: {DEPTH_DETAIL}") from None
                 raise Rejected(Code.MALFORMED_JSON, str(exc)) from None
-            name = duplicate_name(item)
+            name = duplicate_name(item, env)
             if name is not None:
                 raise Rejected(Code.MALFORMED_JSON, duplicate_detail(name))
         if not isinstance(env, dict):

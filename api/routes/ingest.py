@@ -68,7 +68,7 @@ def parse(body: bytes) -> tuple[list[Any], bool]:
             raise ApiError(400, Code.MALFORMED_JSON.value,
                            f"body is not JSON: {exc}") from None
         return _checked_count(parts), False
-    if duplicate_name(body) is not None:
+    if duplicate_name(body, doc) is not None:
         if isinstance(doc, dict):
             return [body], True  # ingest answers it: malformed_json, with the name
         parts = split_array(body) if isinstance(doc, list) else None

@@ -103,3 +103,23 @@ def test_trailing_bits_set_is_refused_for_controller_keys_too(world: World) -> N
                              "admin_public_key": flipped}}, generate_key(), ADMIN)
     (res,) = world.ledger.submit([env])
     assert (res.status, res.code) == ("rejected", "schema_violation"), res
+
+
+def test_both_paths_of_the_duplicate_check(world: World) -> None:
+    """Compact orjson bytes take the fast path (re-serialised byte for byte); indented or
+    differently escaped bytes take the scanner; both find a duplicate and pass the rest."""
+    ev = world.event()
+    compact = orjson.dumps(ev)
+    assert duplicate_name(compact, orjson.loads(compact)) is None
+    pretty = orjson.dumps(ev, option=orjson.OPT_INDENT_2)
+    escaped = compact.replace(b'"method"', b'"\\u006dethod"')
+    for raw in (pretty, escaped):
+        assert duplicate_name(raw, orjson.loads(raw)) is None
+    dup = compact.replace(b'"method":"web_form"', b'"method":"web_form","method":"web_form"')
+    assert duplicate_name(dup, orjson.loads(dup)) == "method"
+    sneaky = compact.replace(b'"method":"web_form"',
+                             b'"method":"web_form","\\u006dethod":"web_form"')
+    assert duplicate_name(sneaky, orjson.loads(sneaky)) == "method"
+    got = world.ledger.submit([pretty, escaped, dup])
+    assert [r.status for r in got[:2]] == ["accepted", "duplicate"]
+    assert (got[2].status, got[2].code) == ("rejected", "malformed_json")
