@@ -290,7 +290,14 @@ class Ingestor:
                 # checked against the registry it makes.
                 if reg is self.registry:
                     reg = reg.copy()
-                reg.apply(cand.env)
+                try:
+                    reg.apply(cand.env)  # computes everything before it changes anything
+                except Exception as exc:
+                    log.exception("ingest: applying admin event %d failed", pos)
+                    cand.ok, cand.error = False, Rejected(
+                        Code.SCHEMA_VIOLATION,
+                        f"data: the administration event could not be applied "
+                        f"({type(exc).__name__}); it was not stored")
             earlier.append(cand)
         survivors: list[_Candidate] = []
         for cand in ordered:
