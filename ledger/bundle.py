@@ -127,7 +127,7 @@ def key_history(admin_envelopes: Iterable[dict[str, Any]]) -> list[dict[str, Any
             entry["admin_public_key"] = data.get("admin_public_key")
         else:
             entry["producer_id"] = data.get("producer_id")
-            for name in ("public_key", "types", "revoked_at"):
+            for name in ("public_key", "types", "valid_from", "revoked_at"):
                 if name in data:
                     entry[name] = data[name]
         out.append(entry)

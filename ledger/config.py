@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -34,6 +35,31 @@ class Config:
     # The sequencer's transactional id; None = ``<prefix>.sequencer``. Every sequencer of
     # one ledger MUST use the same id: that is what lets a new one fence an old one.
     kafka_transactional_id: str | None = None
+    # How late an event may arrive: ``occurred_at`` more than this before the ledger's
+    # clock is ``clock_skew`` (None: no bound). Bounds what a stolen, revoked key can
+    # back-date. Default 3 days: a producer's outage over a long weekend still delivers.
+    max_lateness_seconds: int | None = 3 * 86400
+    # An import window for history (RFC 3339): while the ledger's clock is before this
+    # instant, events of any age are accepted. An admin sets it in config.json before a
+    # migration; it closes by itself. None: no window.
+    history_import_until: str | None = None
+
+    @property
+    def max_lateness(self) -> timedelta | None:
+        s = self.max_lateness_seconds
+        return None if s is None else timedelta(seconds=s)
+
+    @property
+    def import_until(self) -> datetime | None:
+        """``history_import_until`` parsed (ConfigError if it is not a valid time)."""
+        from ledger.clock import InvalidTime, parse_rfc3339
+
+        if self.history_import_until is None:
+            return None
+        try:
+            return parse_rfc3339(self.history_import_until)
+        except InvalidTime as exc:
+            raise ConfigError(f"history_import_until: {exc}") from None
 
     @property
     def config_file(self) -> Path:

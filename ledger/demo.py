@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import secrets
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,11 @@ def load_demo(data_dir: Path, progress: bool = True, clock: Clock | None = None,
     admin_key = None
     if not (data_dir / "config.json").exists():
         _, admin_key = init_data_dir(data_dir)
-    ledger = Ledger(Config.load(data_dir), clock=clock)
+    # The demo imports months of history: it opens its own import window (in memory
+    # only; the saved config keeps the lateness bound for what ``serve`` accepts later).
+    cfg = replace(Config.load(data_dir),
+                  history_import_until=format_rfc3339(clock.now() + timedelta(hours=1)))
+    ledger = Ledger(cfg, clock=clock)
     try:
         loaded: dict[str, int] = {}
         for path in controller_files():

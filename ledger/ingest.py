@@ -4,13 +4,25 @@ Stateless checks reject an event with a stable code and store nothing of it; the
 events of the same batch are still appended. Stateful oddities (a withdrawal without a
 consent, a notification for an unknown breach) are *not* checked here: they are evidence,
 and the projections raise findings about them.
+
+The invariant this module keeps: whatever ingest accepts, ``auditledger verify`` accepts.
+So the registry (who may sign what) changes only by administration events that are
+certain to be stored, in the order they will be stored: an admin event is checked in full
+(signature, clock, idempotency against the log and against earlier events of the batch)
+before anything after it in the batch is checked against the registry it produces. A
+rejected, duplicate or conflicting admin event changes nothing. One event that makes the
+checking code itself fail is that event's rejection, never the batch's.
+
+Idempotency is per controller: ``(controller, event_id)`` names an event, so one tenant's
+ids neither collide with nor reveal another's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +36,12 @@ from ledger.log.base import Log, Prepared, StaleLog, StoredEvent
 from ledger.registry import ADMIN, ADMIN_TYPES, Registry, RegistryError
 from ledger.schemas import SchemaError, Schemas
 from ledger.signing import DOMAIN
+from ledger.strictjson import DEPTH_DETAIL, duplicate_detail, duplicate_name
 from ledger.verifier import CHUNK, Verifier
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_LATENESS = timedelta(days=3)
 
 
 @dataclass(slots=True)
@@ -67,6 +84,14 @@ class _Candidate:
     key: bytes
     message: bytes
     occurred: datetime
+    # None until known: passed every stateless check (signature and clock included).
+    ok: bool | None = None
+    error: Rejected | None = field(default=None, repr=False)
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        """What names an event: its controller and its event_id."""
+        return self.prepared.controller, self.prepared.event_id
 
 
 class _SignatureStream:
@@ -76,32 +101,47 @@ class _SignatureStream:
     def __init__(self, verifier: Verifier) -> None:
         self.verifier = verifier
         self.pending: list[_Candidate] = []
-        self.sent: list[tuple[list[_Candidate], Callable[[], list[bool]]]] = []
+        self.waits: dict[int, Callable[[], list[bool]]] = {}  # pos -> its chunk's answer
+        self.chunks: dict[int, list[_Candidate]] = {}
+        self.verdicts: dict[int, bool] = {}
 
     def _send(self) -> None:
         chunk, self.pending = self.pending, []
-        self.sent.append(
-            (chunk, self.verifier.start([(c.key, c.message, c.env["sig"]) for c in chunk]))
-        )
+        wait = self.verifier.start([(c.key, c.message, c.env["sig"]) for c in chunk])
+        for c in chunk:
+            self.waits[c.pos] = wait
+            self.chunks[c.pos] = chunk
 
     def add(self, cand: _Candidate) -> None:
         self.pending.append(cand)
         if len(self.pending) >= CHUNK:
             self._send()
 
-    def results(self) -> dict[int, bool]:
-        """Position in the batch → signature valid."""
-        if self.pending:
-            self._send()
-        return {c.pos: ok for chunk, wait in self.sent
-                for c, ok in zip(chunk, wait(), strict=True)}
+    def verdict(self, cand: _Candidate) -> bool:
+        """Whether ``cand``'s signature verifies (waits for its chunk, sending it first
+        if it is still being filled)."""
+        if cand.pos not in self.verdicts:
+            if cand.pos not in self.waits:
+                self._send()
+            chunk, answers = self.chunks[cand.pos], self.waits[cand.pos]()
+            for c, ok in zip(chunk, answers, strict=True):
+                self.verdicts[c.pos] = ok
+        return self.verdicts[cand.pos]
 
 
 class Ingestor:
-    """Validates and appends. Holds the registry view, kept in step with the log."""
+    """Validates and appends. Holds the registry view, kept in step with the log.
 
-    def __init__(self, log: Log, schemas: Schemas, clock: Clock, verifier: Verifier) -> None:
+    ``max_lateness``: how long after ``occurred_at`` an event may still arrive (None: no
+    bound). ``import_until``: while the clock is before it, events of any age are accepted
+    (a window an admin opens to import history; it closes by itself).
+    """
+
+    def __init__(self, log: Log, schemas: Schemas, clock: Clock, verifier: Verifier,
+                 max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
+                 import_until: datetime | None = None) -> None:
         self.log, self.schemas, self.clock, self.verifier = log, schemas, clock, verifier
+        self.max_lateness, self.import_until = max_lateness, import_until
         self.registry = Registry()
         self._seen_seq = 0
         self.refresh()
@@ -129,7 +169,11 @@ class Ingestor:
     def _parse(self, item: bytes | dict[str, Any]) -> dict[str, Any]:
         if isinstance(item, dict):
             env = item
-            if len(orjson.dumps(env)) > MAX_EVENT_BYTES:
+            try:
+                size = len(orjson.dumps(env))
+            except TypeError:  # orjson writes at most 255 levels
+                raise Rejected(Code.SCHEMA_VIOLATION, f"envelope: {DEPTH_DETAIL}") from None
+            if size > MAX_EVENT_BYTES:
                 raise Rejected(Code.TOO_LARGE, f"event exceeds {MAX_EVENT_BYTES} bytes")
         else:
             if len(item) > MAX_EVENT_BYTES:
@@ -137,7 +181,13 @@ class Ingestor:
             try:
                 env = orjson.loads(item)
             except orjson.JSONDecodeError as exc:
+                if "depth limit" in str(exc):
+                    raise Rejected(Code.SCHEMA_VIOLATION,
+                                   f"envelope: {DEPTH_DETAIL}") from None
                 raise Rejected(Code.MALFORMED_JSON, str(exc)) from None
+            name = duplicate_name(item, env)
+            if name is not None:
+                raise Rejected(Code.MALFORMED_JSON, duplicate_detail(name))
         if not isinstance(env, dict):
             raise Rejected(Code.SCHEMA_VIOLATION, "an event must be a JSON object")
         return env
@@ -163,97 +213,164 @@ class Ingestor:
         )
         return _Candidate(pos, env, prepared, key, message, occurred)
 
-    def _late_checks(self, cand: _Candidate, sig_ok: bool) -> None:
+    def _prepare_safely(
+        self, pos: int, item: bytes | dict[str, Any], reg: Registry
+    ) -> _Candidate:
+        """``_prepare``; an input the checks themselves fail on is that event's rejection
+        (logged, so the hole gets closed), never an error for the whole batch."""
+        try:
+            return self._prepare(pos, item, reg)
+        except Rejected:
+            raise
+        except Exception as exc:
+            log.exception("ingest: checking event %d of a batch failed", pos)
+            raise Rejected(
+                Code.SCHEMA_VIOLATION,
+                f"envelope: the event could not be checked ({type(exc).__name__}); "
+                "it was not stored",
+            ) from None
+
+    def _late_checks(self, cand: _Candidate, sig_ok: bool, now: datetime) -> None:
         if not sig_ok:
             raise Rejected(Code.BAD_SIGNATURE, "signature does not verify with the producer key")
-        if cand.occurred - self.clock.now() > timedelta(seconds=MAX_CLOCK_SKEW_SECONDS):
+        if cand.occurred - now > timedelta(seconds=MAX_CLOCK_SKEW_SECONDS):
             raise Rejected(
                 Code.CLOCK_SKEW,
                 f"occurred_at is more than {MAX_CLOCK_SKEW_SECONDS} s in the future",
             )
+        late = self.max_lateness
+        if late is not None and now - cand.occurred > late and not (
+            self.import_until is not None and now < self.import_until
+        ):
+            raise Rejected(
+                Code.CLOCK_SKEW,
+                f"occurred_at is more than {_duration(late)} in the past (the ledger's "
+                "max_lateness_seconds; history is imported in an import window, see "
+                "docs/design.md)",
+            )
+
+    def _settle(self, cand: _Candidate, signatures: _SignatureStream | None,
+                now: datetime) -> bool:
+        """Whether ``cand`` passes every stateless check; decided once, then remembered."""
+        if cand.ok is None:
+            if signatures is None:
+                sig_ok = self.verifier.verify([(cand.key, cand.message, cand.env["sig"])])[0]
+            else:
+                sig_ok = signatures.verdict(cand)
+            try:
+                self._late_checks(cand, sig_ok, now)
+                cand.ok = True
+            except Rejected as exc:
+                cand.ok, cand.error = False, exc
+        return cand.ok
 
     def _submit(self, items: Sequence[bytes | dict[str, Any]]) -> list[Result]:
         expect_seq = self.log.last_seq()
         if expect_seq != self._seen_seq:
             self.refresh()
+        now = self.clock.now()
         results: list[Result | None] = [None] * len(items)
         reg = self.registry
-        ordered: list[_Candidate] = []  # survivors of the stateless checks, input order
-        admin_ok: dict[int, bool] = {}
+        ordered: list[_Candidate] = []  # survivors of the checks before the signature
+        same_id: dict[tuple[str, str], list[_Candidate]] = {}
         signatures = _SignatureStream(self.verifier)
         for pos, item in enumerate(items):
             try:
-                cand = self._prepare(pos, item, reg)
-                if cand.prepared.type not in ADMIN_TYPES:
-                    signatures.add(cand)
-                else:
-                    # Later events in this batch may depend on it: check it now, fully.
-                    ok = self.verifier.verify([(cand.key, cand.message, cand.env["sig"])])[0]
-                    self._late_checks(cand, ok)
-                    if not self._is_duplicate_in_log(cand):
-                        if reg is self.registry:
-                            reg = reg.copy()
-                        reg.apply(cand.env)
-                    admin_ok[pos] = True
-                ordered.append(cand)
+                cand = self._prepare_safely(pos, item, reg)
             except Rejected as exc:
                 results[pos] = _rejection(item, exc)
-        sig_ok = signatures.results()
+                continue
+            ordered.append(cand)
+            earlier = same_id.setdefault(cand.ident, [])
+            if cand.prepared.type not in ADMIN_TYPES:
+                signatures.add(cand)
+            elif self._settle(cand, None, now) and self._is_new(cand, earlier, signatures,
+                                                                 now):
+                # Certain to be appended, at this place: later events of the batch are
+                # checked against the registry it makes.
+                if reg is self.registry:
+                    reg = reg.copy()
+                try:
+                    reg.apply(cand.env)  # computes everything before it changes anything
+                except Exception as exc:
+                    log.exception("ingest: applying admin event %d failed", pos)
+                    cand.ok, cand.error = False, Rejected(
+                        Code.SCHEMA_VIOLATION,
+                        f"data: the administration event could not be applied "
+                        f"({type(exc).__name__}); it was not stored")
+            earlier.append(cand)
         survivors: list[_Candidate] = []
         for cand in ordered:
-            try:
-                if cand.pos not in admin_ok:
-                    self._late_checks(cand, sig_ok[cand.pos])
+            if self._settle(cand, signatures, now):
                 survivors.append(cand)
-            except Rejected as exc:
-                results[cand.pos] = _rejection(items[cand.pos], exc)
+            else:
+                assert cand.error is not None
+                results[cand.pos] = _rejection(items[cand.pos], cand.error)
         to_append, dup_of = self._idempotency(survivors, results)
         stored = self.log.append(
-            [c.prepared for c in to_append], format_rfc3339(self.clock.now()), expect_seq
+            [c.prepared for c in to_append], format_rfc3339(now), expect_seq
         )
-        by_id = {ev.event_id: ev for ev in stored}
+        by_ident = {(ev.controller, ev.event_id): ev for ev in stored}
         for cand, ev in zip(to_append, stored, strict=True):
             results[cand.pos] = Result.stored(ev)
-        for pos, event_id in dup_of.items():
-            results[pos] = Result.stored(by_id[event_id], "duplicate")
+        for pos, ident in dup_of.items():
+            results[pos] = Result.stored(by_ident[ident], "duplicate")
         self.registry = reg
         self._seen_seq = stored[-1].seq if stored else expect_seq
         return [r for r in results if r is not None]
 
-    def _is_duplicate_in_log(self, cand: _Candidate) -> bool:
-        found = self.log.lookup([cand.prepared.event_id]).get(cand.prepared.event_id)
-        if found is None:
+    def _is_new(self, cand: _Candidate, earlier: list[_Candidate],
+                signatures: _SignatureStream, now: datetime) -> bool:
+        """Whether ``cand`` (which passed every stateless check) will be appended: no
+        event of its controller with its id in the log, nor earlier in the batch (an
+        earlier one that fails its own checks does not count). The same decision
+        ``_idempotency`` reaches for it afterwards."""
+        if self.log.lookup(cand.prepared.controller, [cand.prepared.event_id]):
             return False
-        if found.canon_hash != cand.prepared.canon_hash:
-            raise Rejected(Code.EVENT_ID_CONFLICT, "event_id already used for other content")
-        return True
+        return not any(self._settle(e, signatures, now) for e in earlier)
 
     def _idempotency(
         self, survivors: list[_Candidate], results: list[Result | None]
-    ) -> tuple[list[_Candidate], dict[int, str]]:
-        """Same event_id + same bytes → the first receipt; other bytes → conflict."""
-        existing = self.log.lookup([c.prepared.event_id for c in survivors])
-        first_in_batch: dict[str, _Candidate] = {}
+    ) -> tuple[list[_Candidate], dict[int, tuple[str, str]]]:
+        """Same (controller, event_id) + same bytes → the first receipt; other bytes →
+        conflict."""
+        wanted: dict[str, list[str]] = {}
+        for c in survivors:
+            wanted.setdefault(c.prepared.controller, []).append(c.prepared.event_id)
+        existing: dict[tuple[str, str], StoredEvent] = {}
+        for controller, ids in wanted.items():
+            for eid, ev in self.log.lookup(controller, ids).items():
+                existing[(controller, eid)] = ev
+        first_in_batch: dict[tuple[str, str], _Candidate] = {}
         to_append: list[_Candidate] = []
-        dup_of: dict[int, str] = {}
+        dup_of: dict[int, tuple[str, str]] = {}
         for cand in survivors:
-            eid, fingerprint = cand.prepared.event_id, cand.prepared.canon_hash
-            prior = existing.get(eid)
-            earlier = first_in_batch.get(eid)
+            ident, fingerprint = cand.ident, cand.prepared.canon_hash
+            prior = existing.get(ident)
+            earlier = first_in_batch.get(ident)
             if prior is not None:
                 if prior.canon_hash == fingerprint:
                     results[cand.pos] = Result.stored(prior, "duplicate")
                 else:
-                    results[cand.pos] = _conflict(eid)
+                    results[cand.pos] = _conflict(ident[1])
             elif earlier is not None:
                 if earlier.prepared.canon_hash == fingerprint:
-                    dup_of[cand.pos] = eid
+                    dup_of[cand.pos] = ident
                 else:
-                    results[cand.pos] = _conflict(eid)
+                    results[cand.pos] = _conflict(ident[1])
             else:
-                first_in_batch[eid] = cand
+                first_in_batch[ident] = cand
                 to_append.append(cand)
         return to_append, dup_of
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    return f"{seconds} s"
 
 
 def _conflict(event_id: str) -> Result:
@@ -272,6 +389,6 @@ def _rejection(item: bytes | dict[str, Any], exc: Rejected) -> Result:
                 event_id = parsed.get("event_id")
         except orjson.JSONDecodeError:
             pass
-    if not isinstance(event_id, str):
+    if not isinstance(event_id, str) or len(event_id) > 200:
         event_id = None
     return Result(event_id, "rejected", exc.code.value, exc.detail)

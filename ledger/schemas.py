@@ -17,6 +17,8 @@ import jsonschema_rs
 import orjson
 
 from ledger import paths
+from ledger.clock import date_problem, time_problem
+from ledger.strictjson import DEPTH_DETAIL, MAX_DEPTH
 
 __all__ = ["SchemaError", "Schemas", "default_schemas"]
 
@@ -36,8 +38,18 @@ class SchemaError(Exception):
         self.detail = detail
 
 
+# "date-time" and "date" mean the ledger's one definition of a valid time
+# (ledger.clock.time_problem / date_problem), not the library's: RFC 3339 alone lets
+# through leap seconds, year 0 and offsets that overflow on conversion to UTC.
+_FORMATS = {
+    "date-time": lambda value: time_problem(value) is None,
+    "date": lambda value: date_problem(value) is None,
+}
+_PROBLEMS = {"date-time": time_problem, "date": date_problem}
+
+
 def _compile(schema: dict) -> Any:
-    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    return jsonschema_rs.Draft202012Validator(schema, formats=_FORMATS, validate_formats=True)
 
 
 def _path(prefix: str, instance_path: Any) -> str:
@@ -72,6 +84,10 @@ def _describe(validator: Any, instance: Any, prefix: str, hints: dict[str, str])
             message += "; producers' own fields go in data.ext)" if prefix else ")"
         elif name == "Pattern" and kind.pattern in hints:
             message = f"{_json(err.instance)} is not {hints[kind.pattern]}"
+        elif name == "Format" and kind.format in _PROBLEMS:
+            why = _PROBLEMS[kind.format](err.instance)
+            noun = "time" if kind.format == "date-time" else "date"
+            message = f"{_json(err.instance)} is not a valid {noun}: {why}"
         else:
             message = err.message
         if len(message) > _MAX_DETAIL:
@@ -92,20 +108,24 @@ def _pattern_hints(schema: dict, hints: dict[str, str]) -> None:
             _pattern_hints(v, hints)
 
 
-def _find_float(value: Any, path: str) -> str | None:
-    """Path of the first float in ``value`` (lists and dicts walked), or None."""
+def _find_float(value: Any, path: str, depth: int = 2) -> str | None:
+    """Path of the first float in ``value`` (lists and dicts walked), or None. The walk
+    also bounds nesting (``data`` is level 2 of the envelope): deeper than
+    ``MAX_DEPTH`` raises :class:`SchemaError`, before anything canonicalises it."""
+    if depth > MAX_DEPTH and isinstance(value, dict | list):
+        raise SchemaError("schema_violation", f"{path}: {DEPTH_DETAIL}")
     if isinstance(value, dict):
         for k, v in value.items():
             if type(v) is str:
                 continue
-            found = _find_float(v, f"{path}.{k}")
+            found = _find_float(v, f"{path}.{k}", depth + 1)
             if found:
                 return found
     elif isinstance(value, list):
         for i, v in enumerate(value):
             if type(v) is str:
                 continue
-            found = _find_float(v, f"{path}[{i}]")
+            found = _find_float(v, f"{path}[{i}]", depth + 1)
             if found:
                 return found
     elif isinstance(value, float):

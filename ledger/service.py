@@ -79,7 +79,9 @@ class Ledger:
         self.signer = CheckpointSigner(load_private_key(cfg.log_key_file), cfg.log_key_name)
         self.log = open_log(cfg, self.signer, self.clock)
         self.verifier = Verifier(verifier_workers)
-        self.ingestor = Ingestor(self.log, default_schemas(), self.clock, self.verifier)
+        self.ingestor = Ingestor(self.log, default_schemas(), self.clock, self.verifier,
+                                 max_lateness=cfg.max_lateness,
+                                 import_until=cfg.import_until)
 
     @classmethod
     def open(cls, data_dir: Path, kafka: str | None = None, **kw: Any) -> Ledger:

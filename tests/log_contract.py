@@ -68,7 +68,7 @@ class LogContract:
         assert [g.body for g in got] == [b.body for b in batch]
         assert all(g.leaf_hash == leaf_hash(g.body) for g in got)
         assert all(g.received_at == "2026-11-20T12:00:00.000Z" for g in got)
-        found = log.lookup([batch[3].event_id, "no-such-id"])
+        found = log.lookup("NO-1", [batch[3].event_id, "no-such-id"])
         assert list(found) == [batch[3].event_id] and found[batch[3].event_id].index == 3
         at = log.event_at("NO-1", 7)
         assert at is not None and at.event_id == batch[7].event_id
@@ -145,3 +145,20 @@ class LogContract:
         with pytest.raises(StaleLog):
             log.append([prepared()], "2026-11-20T12:00:00.000Z", expect_seq=seq)
         assert log.size("NO-1") == 2
+
+    def test_event_ids_are_unique_per_controller(self, log: Log) -> None:
+        """Two controllers may hold the same event_id (idempotency is per controller);
+        one controller may not hold it twice."""
+        mine = prepared("NO-1")
+        body = mine.body.replace(b'"NO-1"', b'"DK-2"')
+        theirs = Prepared(mine.event_id, "DK-2", mine.type, mine.producer, mine.occurred_at,
+                          body, hashlib.sha256(body).digest())
+        log.append([mine, theirs], "2026-11-20T12:00:00.000Z")
+        assert log.lookup("NO-1", [mine.event_id])[mine.event_id].controller == "NO-1"
+        assert log.lookup("DK-2", [mine.event_id])[mine.event_id].body == body
+        assert log.lookup("SE-3", [mine.event_id]) == {}
+        with pytest.raises(Exception):  # noqa: B017 - backends raise their own integrity error
+            log.append([Prepared(mine.event_id, "NO-1", mine.type, mine.producer,
+                                 mine.occurred_at, b'{"x":2}', b"\1" * 32)],
+                       "2026-11-20T12:00:00.000Z")
+        assert log.size("NO-1") == 1 and log.size("DK-2") == 1

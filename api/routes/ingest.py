@@ -6,6 +6,7 @@ malformed JSON gets the ingest code ``malformed_json`` rather than a generic 422
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -19,6 +20,9 @@ from api.schemas import Error, EventResult
 from ledger.apikeys import ApiKey
 from ledger.codes import MAX_BATCH, Code
 from ledger.service import Ledger
+from ledger.strictjson import duplicate_name, split_array
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["ingest"])
 
@@ -48,11 +52,28 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse(body: bytes) -> tuple[list[Any], bool]:
-    """The events of a request and whether it was one bare envelope."""
+    """The events of a request and whether it was one bare envelope.
+
+    Fast path: orjson reads the body, and one scan for duplicate member names (I-JSON)
+    finds none. Otherwise (a duplicate name somewhere, nesting beyond orjson's limit) the
+    array is split into its elements' raw bytes and ingest judges each alone: the bad
+    one is rejected, the others keep their answers."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, Code.MALFORMED_JSON.value, f"body is not JSON: {exc}") from None
+        parts = split_array(body) if "depth limit" in str(exc) else None
+        if parts is None:
+            if "depth limit" in str(exc) and body.lstrip()[:1] == b"{":
+                return [body], True  # ingest answers it: schema_violation, too deep
+            raise ApiError(400, Code.MALFORMED_JSON.value,
+                           f"body is not JSON: {exc}") from None
+        return _checked_count(parts), False
+    if duplicate_name(body, doc) is not None:
+        if isinstance(doc, dict):
+            return [body], True  # ingest answers it: malformed_json, with the name
+        parts = split_array(body) if isinstance(doc, list) else None
+        if parts is not None:
+            return _checked_count(parts), False
     if isinstance(doc, dict):
         return [doc], True
     if not isinstance(doc, list):
@@ -64,16 +85,33 @@ def parse(body: bytes) -> tuple[list[Any], bool]:
     return doc, False
 
 
+def _checked_count(parts: list[bytes]) -> list[Any]:
+    if len(parts) > MAX_BATCH:
+        raise ApiError(422, "batch_too_large",
+                       f"{len(parts)} events in one request; at most {MAX_BATCH}")
+    return list(parts)
+
+
+def _controller_of(item: Any) -> Any:
+    if isinstance(item, dict):
+        return item.get("controller")
+    try:  # a raw element of the slow path: its controller, if it has a readable one
+        doc = orjson.loads(item)
+    except orjson.JSONDecodeError:
+        return None
+    return doc.get("controller") if isinstance(doc, dict) else None
+
+
 def foreign(item: Any, key: ApiKey) -> dict[str, Any] | None:
     """A producer key may only write for its own controller. An event for another one
     gets the answer a controller that does not exist gets, so a key learns nothing about
     other tenants."""
-    if key.role == "admin" or not isinstance(item, dict):
+    if key.role == "admin":
         return None
-    controller = item.get("controller")
+    controller = _controller_of(item)
     if not isinstance(controller, str) or key.may_see(controller):
         return None
-    event_id = item.get("event_id")
+    event_id = item.get("event_id") if isinstance(item, dict) else None
     return {
         "event_id": event_id if isinstance(event_id, str) else None,
         "status": "rejected",
@@ -129,8 +167,16 @@ class GroupCommit:
             with self.lock:  # one writer: the ingestor's registry view is not thread-safe
                 results = self.ledger.submit(flat)
         except Exception as exc:
-            for _, slot in group:
-                slot.update(error=exc, done=True)
+            if len(group) == 1:
+                group[0][1].update(error=exc, done=True)
+                return
+            # One request must not fail the others merged with it: each is submitted
+            # alone (a submit is all-or-nothing, so nothing was half-stored; what was
+            # stored before the failure answers ``duplicate``).
+            log.exception("group commit of %d requests failed; submitting each alone",
+                          len(group))
+            for part in group:
+                self._run([part])
             return
         at = 0
         for batch, slot in group:
@@ -141,8 +187,10 @@ class GroupCommit:
 def submit(group: GroupCommit, items: list[Any], key: ApiKey) -> list[dict]:
     results: list[dict[str, Any] | None] = [foreign(item, key) for item in items]
     todo = [i for i, r in enumerate(results) if r is None]
-    # Non-objects go in as bytes so ingest answers them with its own schema_violation.
-    batch = [items[i] if isinstance(items[i], dict) else orjson.dumps(items[i]) for i in todo]
+    # Non-objects go in as bytes so ingest answers them with its own schema_violation;
+    # raw elements of the slow path (bytes) go in as they are.
+    batch = [items[i] if isinstance(items[i], dict | bytes) else orjson.dumps(items[i])
+             for i in todo]
     if batch:
         done = group.submit(batch)
         for i, res in zip(todo, done, strict=True):

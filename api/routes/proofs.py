@@ -63,7 +63,7 @@ async def get_inclusion(
     event_id: Annotated[str, Path(max_length=100)],
     ledger: LedgerDep,
 ) -> dict[str, Any]:
-    ev = ledger.log.lookup([event_id]).get(event_id)
+    ev = ledger.log.lookup(controller, [event_id]).get(event_id)
     if ev is None or ev.controller != controller:
         raise not_found(f"event {event_id}")
     cp = latest_covering(ledger, request.app.state.ingest_lock, controller, ev.index + 1)

@@ -5,7 +5,8 @@ Contract every backend MUST keep (``tests/log_contract.py`` checks it on each ba
   before it returns may lose the whole batch but never part of it.
 - Leaf indexes are dense per controller (0, 1, 2, …) in append order. They MUST NOT be
   derived from storage positions such as Kafka offsets, which have gaps.
-- ``event_id`` is unique across the ledger.
+- ``(controller, event_id)`` is unique: idempotency is per controller, so two tenants may
+  use the same ``event_id`` for two different events.
 - Stored ``body`` bytes are exactly the leaf preimage: JCS of the envelope with ``sig``.
 """
 
@@ -83,7 +84,9 @@ class Log(Protocol):
 
     def last_seq(self) -> int: ...
 
-    def lookup(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]: ...
+    def lookup(self, controller: str, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        """The stored events of ``controller`` with these ids, by id (absent: unknown)."""
+        ...
 
     def events(
         self,

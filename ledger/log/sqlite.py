@@ -21,12 +21,13 @@ from ledger.log.base import Prepared, StaleLog, StoredCheckpoint, StoredEvent
 from ledger.merkle import Frontier, NodeGetter
 from ledger.sequencer import CheckpointSigner, Plan, Sequencer, Tree
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+# An event is named by (controller, event_id): idempotency is per tenant (docs/design.md).
+EVENTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     seq         INTEGER PRIMARY KEY,
     controller  TEXT    NOT NULL,
     idx         INTEGER NOT NULL,
-    event_id    TEXT    NOT NULL UNIQUE,
+    event_id    TEXT    NOT NULL,
     type        TEXT    NOT NULL,
     producer    TEXT    NOT NULL,
     occurred_at TEXT    NOT NULL,
@@ -34,8 +35,11 @@ CREATE TABLE IF NOT EXISTS events (
     leaf_hash   BLOB    NOT NULL,
     canon_hash  BLOB    NOT NULL,
     body        BLOB    NOT NULL,
-    UNIQUE (controller, idx)
+    UNIQUE (controller, idx),
+    UNIQUE (controller, event_id)
 );
+"""
+SCHEMA = EVENTS_TABLE.format(name="events") + """
 CREATE TABLE IF NOT EXISTS nodes (
     controller TEXT    NOT NULL,
     level      INTEGER NOT NULL,
@@ -69,6 +73,32 @@ def _event(row: tuple) -> StoredEvent:
     return StoredEvent(*row)
 
 
+def _migrate_global_event_ids(db: sqlite3.Connection) -> None:
+    """Logs written before idempotency became per controller have ``event_id UNIQUE``
+    across the ledger. That constraint is strictly stronger than the new one, so every
+    such log already satisfies ``UNIQUE (controller, event_id)``: the table is rebuilt
+    with the new constraint, rows, ``seq`` values and bytes unchanged, in one
+    transaction (a crash leaves the old table). Roots, proofs and checkpoints do not
+    depend on it."""
+    for _, index, unique, *_ in db.execute("PRAGMA index_list(events)").fetchall():
+        cols = [r[2] for r in db.execute(f"PRAGMA index_info('{index}')")]
+        if unique and cols == ["event_id"]:
+            break
+    else:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DROP TABLE IF EXISTS events_per_controller")
+        db.execute(EVENTS_TABLE.format(name="events_per_controller"))
+        db.execute("INSERT INTO events_per_controller SELECT * FROM events ORDER BY seq")
+        db.execute("DROP TABLE events")
+        db.execute("ALTER TABLE events_per_controller RENAME TO events")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 class SQLiteLog:
     def __init__(
         self,
@@ -85,6 +115,7 @@ class SQLiteLog:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        _migrate_global_event_ids(self._db)
         self.seq = Sequencer(signer, clock, every_events, every_seconds)
         with self._lock:
             self._sync_heads()
@@ -179,7 +210,7 @@ class SQLiteLog:
         with self._lock:
             return self._last_seq()
 
-    def lookup(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+    def lookup(self, controller: str, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
         out: dict[str, StoredEvent] = {}
         ids = list(event_ids)
         with self._lock:
@@ -187,7 +218,8 @@ class SQLiteLog:
                 chunk = ids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
                 for row in self._db.execute(
-                    f"SELECT {EVENT_COLS} FROM events WHERE event_id IN ({marks})", chunk
+                    f"SELECT {EVENT_COLS} FROM events WHERE controller = ?"
+                    f" AND event_id IN ({marks})", [controller, *chunk]
                 ):
                     out[row[3]] = _event(row)
         return out

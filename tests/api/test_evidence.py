@@ -79,7 +79,7 @@ def test_time_range_bundle(api: Api, tmp_path: Path) -> None:
     path = fetch(api, tmp_path, **{"from": start.isoformat(), "to": end.isoformat()})
     parts = members(path.read_bytes())
     ids = {orjson.loads(line)["event_id"] for line in parts["events.jsonl"].splitlines()}
-    admin = set(api.world.ledger.log.lookup(list(ids)).keys()) - batches[1]
+    admin = set(api.world.ledger.log.lookup(CONTROLLER, list(ids)).keys()) - batches[1]
     assert batches[1] <= ids and not (batches[0] | batches[2]) & ids
     assert len(admin) == 2  # controller.registered and producer.registered are always in
     manifest = orjson.loads(parts["manifest.json"])

@@ -61,7 +61,7 @@ def test_producer_key_only_writes_for_its_controller(api: Api) -> None:
     assert res[1]["detail"].replace(OTHER, "X") == res[2]["detail"].replace(
         "SE-5560000000", "X")
     # The event really was not stored.
-    assert api.world.ledger.log.lookup([theirs["event_id"]]) == {}
+    assert api.world.ledger.log.lookup(OTHER, [theirs["event_id"]]) == {}
     # The admin key may write for any controller.
     assert api.post([api.event(OTHER)], who="admin").json()[0]["status"] == "accepted"
 
@@ -175,3 +175,55 @@ def test_group_commit_gives_each_request_its_results(api: Api) -> None:
     assert sorted(statuses) == ["accepted", "duplicate"]
     indexes = [r.index for n in out for r in out[n]]
     assert len(set(indexes)) == 8 * 25 - 1
+
+
+def post_raw(api: Api, body: bytes, who: str = "producer_a"):  # type: ignore[no-untyped-def]
+    return api.client.post("/v1/events", content=body, headers={
+        **api.auth(who), "content-type": "application/json"})
+
+
+def test_duplicate_member_name_rejects_only_that_event(api: Api) -> None:
+    good, bad = api.event(), api.event()
+    raw_bad = orjson.dumps(bad).replace(b'"method":"web_form"',
+                                        b'"method":"web_form","method":"phone"')
+    r = post_raw(api, b"[" + orjson.dumps(good) + b"," + raw_bad + b"]")
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert res[0]["status"] == "accepted"
+    assert (res[1]["status"], res[1]["code"]) == ("rejected", "malformed_json")
+    assert res[1]["event_id"] == bad["event_id"] and '"method"' in res[1]["detail"]
+    single = post_raw(api, raw_bad)
+    assert single.status_code == 422 and single.json()["code"] == "malformed_json"
+
+
+def test_nesting_beyond_the_parsers_limit_rejects_only_that_event(api: Api) -> None:
+    good = api.event()
+    deep = orjson.dumps(api.event(data={"purposes": ["x"], "method": "m",
+                                        "notice_version": "v", "ext": {"d": 0}}))
+    deep = deep.replace(b'"d":0', b'"d":' + b"[" * 1100 + b"]" * 1100)
+    r = post_raw(api, b"[" + deep + b"," + orjson.dumps(good) + b"]")
+    assert r.status_code == 200, r.text
+    assert [(x["status"], x.get("code")) for x in r.json()] == [
+        ("rejected", "schema_violation"), ("accepted", None)]
+    single = post_raw(api, deep)
+    assert single.status_code == 422 and single.json()["code"] == "schema_violation"
+
+
+def test_a_leap_second_costs_another_tenant_nothing(api: Api) -> None:
+    """The red team's case: an invalid time used to answer 500 for the whole merged
+    batch, losing the other tenant's events."""
+    leap = api.event(occurred_at="2026-06-30T23:59:60Z")
+    theirs = api.event(OTHER)
+    mine = api.post([leap, api.event()]).json()
+    assert [(x["status"], x.get("code")) for x in mine] == [
+        ("rejected", "schema_violation"), ("accepted", None)]
+    assert api.post([theirs], who="producer_b").json()[0]["status"] == "accepted"
+
+
+def test_event_ids_are_per_controller_over_http(api: Api) -> None:
+    mine = api.event()
+    assert api.post(mine).status_code == 201
+    theirs = api.event(OTHER, event_id=mine["event_id"])
+    r = api.post(theirs, who="producer_b")
+    assert r.status_code == 201, r.text  # not 409: another tenant's id is not ours
+    assert r.json()["controller"] == OTHER

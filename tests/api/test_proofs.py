@@ -119,7 +119,7 @@ def test_inclusion_proofs_verify_independently(api: Api) -> None:
         r = api.get(f"/v1/controllers/{CONTROLLER}/proofs/inclusion/{eid}")
         assert r.status_code == 200, r.text
         p = r.json()
-        stored = api.world.ledger.log.lookup([eid])[eid]
+        stored = api.world.ledger.log.lookup(CONTROLLER, [eid])[eid]
         leaf = _leaf(stored.body)  # recomputed from the event bytes, not taken on trust
         assert base64.b64decode(p["leaf_hash"]) == leaf
         origin, size, root = open_note(p["checkpoint"], vkey)

@@ -44,7 +44,7 @@ def test_rights_requests_deadlines_and_breaches(api: Api) -> None:
 
 
 def test_other_read_models_answer(api: Api) -> None:
-    subject = api.world.ledger.log.lookup([api.ids[CONTROLLER][0]])[
+    subject = api.world.ledger.log.lookup(CONTROLLER, [api.ids[CONTROLLER][0]])[
         api.ids[CONTROLLER][0]].envelope()["subject"]
     consents = api.get(f"{BASE}/consents/{subject}").json()
     assert consents["subject"] == subject

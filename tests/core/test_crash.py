@@ -45,7 +45,7 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
         assert proc.returncode == -signal.SIGKILL
     assert len(acked) >= 300
 
-    ledger = Ledger.open(world.data_dir, verifier_workers=0)
+    ledger = Ledger.open(world.data_dir, verifier_workers=0, clock=world.clock)
     try:
         stored = {e.event_id: e.index for e in ledger.log.events(controller=CONTROLLER)}
         missing = [eid for eid in acked if eid not in stored]

@@ -93,7 +93,8 @@ def kafka_ledger(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str)
 
     cfg, _ = init_data_dir(tmp / "kafka", kafka_bootstrap)
     cfg = Config(**{**cfg.__dict__, "kafka_topic_prefix": f"proj-{uuid.uuid4().hex[:10]}",
-                    "kafka_partitions": _partitions_apart()})
+                    "kafka_partitions": _partitions_apart(),
+                    "max_lateness_seconds": None})  # the streams are history
     cfg.save()
     ledger = Ledger(cfg, clock=FixedClock(LEDGER_NOW), verifier_workers=0)
     for i in range(0, len(bodies), 500):
