@@ -96,10 +96,16 @@ def _as_time(value: str | datetime | None) -> datetime | None:
 
 
 def _in_range(ev: StoredEvent, start: datetime | None, end: datetime | None) -> bool:
+    """Whether the event belongs in a period bundle. An event whose stored ``occurred_at``
+    cannot be read (a log written before ingest checked times) cannot be shown to lie
+    outside the period, so it is in every one: a bundle never hides evidence."""
     if start is None and end is None:
         return True
-    at = parse_rfc3339(ev.occurred_at)
-    return (start is None or at >= start) and (end is None or at < end)
+    try:
+        at = parse_rfc3339(ev.occurred_at)
+        return (start is None or at >= start) and (end is None or at < end)
+    except (ValueError, OverflowError):
+        return True
 
 
 def _cached(get: Any, seed: dict[tuple[int, int], bytes]) -> Any:

@@ -17,6 +17,11 @@ rule adds to or takes from these times (72 hours, three months, the end of a loc
 an alert seven days before) and the results must stay representable; no real fact of a
 GDPR ledger lies within a year of the calendar's ends.
 
+This is deliberately wider than the ledger's one definition of a valid time
+(``ledger.clock``: UTC years 1900-9899, seconds 0-59, offsets up to ±18:00), which ingest,
+``verify`` and the API's time parameters apply: the read side must still interpret what an
+older ingest let in, and only refuses what it cannot compute with.
+
 The fields checked are the schemas' own: every ``data`` property of an event type whose
 schema says ``"format": "date-time"`` or ``"date"`` (``TIME_FIELDS``, read from
 ``schemas/events``), so a new time field is checked without a change here. ``ext`` is the

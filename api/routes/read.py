@@ -24,7 +24,7 @@ from api.deps import (
 from api.errors import ApiError, not_found, raw_json
 from api.readside import RETRY_AFTER_SECONDS, NotCaughtUp, ReadSide
 from api.schemas import ControllerInfo, ControllerList, Error, EventPage, Page
-from ledger.clock import parse_rfc3339
+from ledger.clock import MAX_YEAR, MIN_YEAR, parse_rfc3339
 from ledger.encoding import EncodingError, b64, b64url, unb64url
 from ledger.log.base import StoredEvent
 from ledger.schemas import default_schemas
@@ -64,16 +64,14 @@ def decode_cursor(cursor: str) -> int:
         raise ApiError(400, "invalid_cursor", "cursor is not one this API issued") from None
 
 
-#: The years (UTC) a time parameter may name: the read side's (``projections.unprocessable``,
-#: which this module does not import: the API serves without the projections too);
-#: ``tests/api/test_read_params.py`` holds them equal.
-EARLIEST_YEAR, LATEST_YEAR = 2, 9998
+#: A time parameter is a valid time of the ledger (``ledger.clock``: the one definition
+#: ingest and ``verify`` apply), or a date whose start (00:00 UTC) is one.
 TIME_RULE = (
     "RFC 3339 with an offset (`2026-05-14T09:12:03Z`, `2026-05-14T11:12:03+02:00`) or a"
-    " date `YYYY-MM-DD` (its start, 00:00 UTC); the instant, in UTC, must lie in the years"
-    f" {EARLIEST_YEAR:04d}-{LATEST_YEAR}. Anything else (no offset, a leap second `:60`,"
-    " an impossible date, an offset that moves it off the calendar) answers 422"
-    " `invalid_request` naming the parameter."
+    " date `YYYY-MM-DD` (its start, 00:00 UTC): a valid time of the ledger, its UTC instant"
+    f" in the years {MIN_YEAR}-{MAX_YEAR}, seconds 0-59, an offset of at most ±18:00."
+    " Anything else (no offset, a leap second `:60`, an impossible date, an offset that"
+    " moves it out of those years) answers 422 `invalid_request` naming the parameter."
 )
 CURSOR_RULE = (
     "Opaque: pass the `next_cursor` of the previous page unchanged. Any other value"
@@ -91,15 +89,14 @@ Limit = Annotated[int, Query(ge=1, le=1000, description=(
 Cursor = Annotated[str | None, Query(max_length=100, description=CURSOR_RULE)]
 Filter = Annotated[str | None, Query(max_length=200)]
 
-#: What a time parameter must look like: years 0002-9998, months, days up to 31, hours,
-#: minutes and seconds (no leap second), offsets up to ±23:59. The calendar checks that no
-#: pattern can make (30 February, an offset that moves the instant off the years) follow
-#: in ``parse_time``.
+#: What a time parameter must look like: years 1900-9899, months, days up to 31, hours,
+#: minutes and seconds (no leap second), offsets up to ±18:00. The calendar checks that no
+#: pattern can make (30 February, an offset that moves the instant out of the years)
+#: follow in ``parse_time``.
 TIME_PATTERN = (
-    r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]"
-    r"|999[0-8])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-    r"([Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
-    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"(Z|[+-](0[0-9]|1[0-7]):[0-5][0-9]|[+-]18:00))?$"
 )
 
 
@@ -116,14 +113,10 @@ def parse_time(value: str | None, name: str) -> datetime | None:
         return None
     text = value + "T00:00:00Z" if len(value) == 10 else value  # a date: its start, UTC
     try:
-        at = parse_rfc3339(text).astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ApiError(422, "invalid_request", f"{name}: {value!r} is not RFC 3339 with an"
-                       " offset or YYYY-MM-DD, or it leaves the calendar in UTC") from None
-    if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
-        raise ApiError(422, "invalid_request", f"{name}: {value!r} lies outside the years"
-                       f" {EARLIEST_YEAR:04d}-{LATEST_YEAR} (UTC)")
-    return at
+        return parse_rfc3339(text).astimezone(UTC)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"{name}: {value!r} is not a valid time"
+                       f" ({exc})") from None
 
 
 def expand_types(patterns: list[str]) -> list[str]:
