@@ -156,68 +156,69 @@ class Fuzz:
         return orjson.dumps(env)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(plan=batch, single=st.booleans())
-def test_post_events_fuzz(fuzz_api: Api, plan: list[tuple], single: bool) -> None:
-    fz = Fuzz(fuzz_api)
-    bodies: list[bytes] = []
-    expect_good: list[Any] = []
-    for step in plan:
-        if step[0] == "good":
-            raw, ref = fz.good(step[1], step[2], step[3])
-            bodies.append(raw)
-            expect_good.append(ref)
-        elif step[0] == "bad":
-            bodies.append(fz.bad(step[1], step[2]))
-            expect_good.append(None)
+def test_post_events_fuzz_then_verify_and_project(fuzz_api: Api) -> None:
+    """Generated batches and single envelopes through ``POST /v1/events``: no 5xx, one
+    answer per event, every good event accepted; then the log verifies and the
+    projections hold every good request and breach (one ledger for both halves)."""
+    fz_requests: set[str] = set()
+    fz_breaches: set[str] = set()
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
+    @given(plan=batch, single=st.booleans())
+    def post(plan: list[tuple], single: bool) -> None:
+        fz = Fuzz(fuzz_api)
+        bodies: list[bytes] = []
+        expect_good: list[Any] = []
+        for step in plan:
+            if step[0] == "good":
+                raw, ref = fz.good(step[1], step[2], step[3])
+                bodies.append(raw)
+                expect_good.append(ref)
+            elif step[0] == "bad":
+                bodies.append(fz.bad(step[1], step[2]))
+                expect_good.append(None)
+            else:
+                bodies.append(fz.admin(step[1], step[2], step[3]))
+                expect_good.append("admin")
+        who = "admin"  # admin events ride along; the admin key may write for the controller
+        if single:
+            bodies, expect_good = bodies[:1], expect_good[:1]
+            r = fuzz_api.client.post("/v1/events", content=bodies[0],
+                                     headers={**fuzz_api.auth(who),
+                                              "content-type": "application/json"})
+            assert r.status_code < 500, r.text
+            results = [r.json()] if r.status_code in (200, 201, 409, 422) and isinstance(
+                r.json(), dict) and "status" in r.json() else []
+            if not results:
+                assert r.status_code in (400, 422), r.text
+                assert expect_good[0] is None or expect_good[0] == "admin"
+                return
         else:
-            bodies.append(fz.admin(step[1], step[2], step[3]))
-            expect_good.append("admin")
-    who = "admin"  # admin events ride along; the admin key may write for the controller
-    if single:
-        bodies, expect_good = bodies[:1], expect_good[:1]
-        r = fuzz_api.client.post("/v1/events", content=bodies[0],
-                                 headers={**fuzz_api.auth(who),
-                                          "content-type": "application/json"})
-        assert r.status_code < 500, r.text
-        results = [r.json()] if r.status_code in (200, 201, 409, 422) and isinstance(
-            r.json(), dict) and "status" in r.json() else []
-        if not results:
-            assert r.status_code in (400, 422), r.text
-            assert expect_good[0] is None or expect_good[0] == "admin"
-            return
-    else:
-        r = fuzz_api.client.post("/v1/events", content=b"[" + b",".join(bodies) + b"]",
-                                 headers={**fuzz_api.auth(who),
-                                          "content-type": "application/json"})
-        assert r.status_code == 200, r.text
-        results = r.json()
-    assert len(results) == len(bodies)
-    for res, ref in zip(results, expect_good, strict=True):
-        if ref is None:
-            assert res["status"] == "rejected", res
-        elif ref != "admin":
-            assert res["status"] == "accepted", res  # no good event lost
-            kind, ident = ref
-            if kind == "rights":
-                fz_requests.add(ident)
-            elif kind == "breach":
-                fz_breaches.add(ident)
+            r = fuzz_api.client.post("/v1/events", content=b"[" + b",".join(bodies) + b"]",
+                                     headers={**fuzz_api.auth(who),
+                                              "content-type": "application/json"})
+            assert r.status_code == 200, r.text
+            results = r.json()
+        assert len(results) == len(bodies)
+        for res, ref in zip(results, expect_good, strict=True):
+            if ref is None:
+                assert res["status"] == "rejected", res
+            elif ref != "admin":
+                assert res["status"] == "accepted", res  # no good event lost
+                kind, ident = ref
+                if kind == "rights":
+                    fz_requests.add(ident)
+                elif kind == "breach":
+                    fz_breaches.add(ident)
 
-
-fz_requests: set[str] = set()
-fz_breaches: set[str] = set()
-
-
-def test_zz_accepted_events_verify_and_project(fuzz_api: Api) -> None:
-    """After the fuzzing: the log verifies and the projections hold every good request
-    and breach (runs after the fuzz test in this module: same ledger)."""
+    post()
     ledger = fuzz_api.world.ledger
     ledger.flush()
     report = verify_source(LogSource(ledger.log), [ledger.verifier_key], ledger.verifier)
     assert report.ok, report.problems[:3]
-    assert fz_requests and fz_breaches, "the fuzz test ran first and sent good events"
+    assert fz_requests and fz_breaches, "the generated batches held good events"
     seen_requests: set[str] = set()
     cursor = None
     while True:
