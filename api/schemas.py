@@ -127,9 +127,20 @@ class WorkerState(BaseModel):
                                      "while it is dead.")
 
 
+class ReadSideError(BaseModel):
+    """The last failed projection run (``ReadSide.status()``), kept after recovery."""
+
+    at: str | None = Field(None, description="When it failed (RFC 3339 UTC).")
+    error: str = Field(description="Exception type and message.")
+    positions: dict[str, int] | None = Field(None, description="Where the run stood.")
+    source: str = Field(description="`worker` (recorded by the worker in the store) or "
+                        "`read_side` (the store or log could not be read just now).")
+
+
 class ProjectionsReady(ReadyCheck):
     caught_up: bool | None = Field(None, description="Nothing in the log is unprojected.")
-    last_error: str | None = Field(None, description="The read side's last failure.")
+    last_error: ReadSideError | None = Field(None, description="The read side's last "
+                                             "failure.")
     worker: WorkerState | None = Field(None, description="Null when no separate worker "
                                        "runs (projections applied in-process).")
 

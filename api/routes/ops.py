@@ -23,6 +23,10 @@ def projection_state(read_side: Any) -> tuple[bool, dict[str, Any]]:
     if st["lag"] is None:
         out["detail"] = (st["last_error"] or {}).get("error")
         return False, out
+    if (st["worker"] or {}).get("failing"):
+        # A live process whose every run fails (a broken store) projects nothing.
+        out["detail"] = "projections failing: " + str((st["last_error"] or {}).get("error"))
+        return False, out
     return True, out
 
 

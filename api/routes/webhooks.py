@@ -45,8 +45,15 @@ router = APIRouter(tags=["alerts"], route_class=SharedAllowRoute,
                               404: {"model": Error}, 422: {"model": Error}})
 
 
+#: What a webhook URL must be: absolute http or https with a host, no white space.
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+([/?#]\S*)?$"
+
+
 class WebhookIn(BaseModel):
-    url: str = Field(max_length=2000, description="http(s) URL that receives POSTed alerts.")
+    url: str = Field(max_length=2000, pattern=URL_PATTERN, description=(
+        "The URL that receives POSTed alerts: absolute `http://` or `https://` with a"
+        " host, no white space, at most 2000 characters (schema pattern). Anything else"
+        " answers 422 `invalid_request`."))
 
 
 class Webhook(BaseModel):

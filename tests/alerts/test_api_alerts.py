@@ -66,8 +66,12 @@ def test_webhooks_admin_only_secret_once(api: Api):
     assert listed == [{k: hook[k] for k in ("id", "controller", "url", "created_at")}]
     assert api.client.post(url, json={"url": "https://x"}, headers=api.auth("auditor_a")
                            ).status_code == 403
-    assert api.client.post(url, json={"url": "ftp://x"}, headers=api.auth("admin")
-                           ).status_code == 422
+    for bad in ("ftp://x", "https://", "/relative", "https://a b/c", "x" * 2001):
+        r = api.client.post(url, json={"url": bad}, headers=api.auth("admin"))
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", bad
+    schema = api.client.get("/openapi.json").json()["components"]["schemas"]["WebhookIn"]
+    assert schema["properties"]["url"]["pattern"] and "422" in schema[
+        "properties"]["url"]["description"]
     assert api.get("/v1/controllers/XX-0/webhooks", who="admin").status_code == 404
     assert api.client.delete(f"{url}/{hook['id']}", headers=api.auth("admin")).status_code == 204
     assert api.client.delete(f"{url}/{hook['id']}", headers=api.auth("admin")).status_code == 404

@@ -192,10 +192,13 @@ def test_status_reports_the_last_error_of_a_run(behind: tuple[Api, ReadSide]) ->
     r = a.get(f"{C}/evidence")
     assert r.status_code == 503 and r.json()["code"] == "projections_catching_up"
     assert "entities" in r.json()["detail"]  # the last error is named
+    ready = a.client.get("/readyz")  # a worker whose runs fail is not ready
+    assert ready.status_code == 503 and "entities" in ready.json()["projections"]["detail"]
     SQLiteStore(path).close()  # creates the missing table again
     rs.step()
     st = rs.status()
     assert st["caught_up"] is True and st["worker"]["failing"] is False
+    assert a.client.get("/readyz").status_code == 200
     assert "entities" in st["last_error"]["error"]  # kept after recovery
 
 
