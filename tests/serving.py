@@ -97,6 +97,8 @@ class Producer:
         self.key = load_private_key(key_file)
         self.acked: set[str] = set()
         self.failures = 0
+        #: (start, end) of every request, ``time.monotonic()``: which ones a fault hit
+        self.requests: list[tuple[float, float]] = []
         self._n = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,6 +133,7 @@ class Producer:
         def loop() -> None:
             batch = self.batch(size)
             while not self._stop.is_set():
+                began = time.monotonic()
                 try:
                     self.post(batch, timeout)
                     batch = self.batch(size)
@@ -139,10 +142,16 @@ class Producer:
                     if not resubmit:
                         batch = self.batch(size)
                     self._stop.wait(0.1)
+                finally:
+                    self.requests.append((began, time.monotonic()))
 
         self._thread = threading.Thread(target=loop, name="producer", daemon=True)
         self._thread.start()
         return self
+
+    def overlapping(self, start: float, end: float) -> int:
+        """Requests in flight at some moment of [start, end] (failed or held)."""
+        return sum(1 for a, b in self.requests if a <= end and b >= start)
 
     def stop(self) -> None:
         self._stop.set()
