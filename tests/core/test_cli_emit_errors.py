@@ -23,21 +23,14 @@ import pytest
 from ledger.envelope import pseudonym
 from tests.conftest import CLI, CONTROLLER, free_port, wait_until_healthy
 from tests.conftest import cli_json as cli
+from tests.serving import make_data
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("emit")
-    data = tmp / "data"
-    cli("init", "--data", str(data))
-    cli("controller", "register", "--data", str(data), "--id", CONTROLLER, "--name", "B AS",
-        "--country", "NO", "--tz", "Europe/Oslo")
-    key = tmp / "crm.pem"
-    pub = cli("keygen", "--out", str(key))["public_key"]
-    cli("producer", "register", "--data", str(data), "--controller", CONTROLLER, "--id", "crm",
-        "--public-key", pub, "--types", "consent.*")
-    producer = cli("apikey", "create", "--data", str(data), "--role", "producer",
-                   "--controller", CONTROLLER)["api_key"]
+    world = make_data(tmp)
+    data, key, producer = world["data"], world["key"], world["producer"]
     auditor = cli("apikey", "create", "--data", str(data), "--role", "auditor",
                   "--controller", CONTROLLER)["api_key"]
     events = tmp / "events.jsonl"
