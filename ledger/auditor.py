@@ -263,7 +263,7 @@ def audit_url(url: str, api_key: str, controller: str, state: State, *,
 def audit_bundle(controller: str, notes: Sequence[str], state: State, *,
                  source: str, log_keys: Sequence[str] | None = None,
                  announced: str | None = None, witnesses: Sequence[str] = (),
-                 quorum: int = 0, cosigned_note: str | None = None,
+                 quorum: int = 0,
                  warn: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Check a bundle's checkpoints against the remembered ones, then remember.
 
@@ -274,8 +274,10 @@ def audit_bundle(controller: str, notes: Sequence[str], state: State, *,
     it. One that no bundle checkpoint meets cannot be linked offline — the bundle may be
     older than the last visit — so it stays remembered beside the bundle's newest, and
     the next live visit (``audit_url``) proves both consistent with the live head.
-    ``cosigned_note`` (the bundle's cosigned checkpoint) is what ``quorum`` is checked
-    on; by default the newest note."""
+    ``quorum`` is met by the newest checkpoint of the chain that carries it (reported as
+    ``cosigned_size``): the chain is consistent, so every event below that size is
+    witnessed; a bundle made right after a checkpoint was signed may have its newest
+    checkpoint not yet cosigned."""
     origin = log_origin(controller)
     keys, how = _pick_keys(state, origin, log_keys, announced)
     if how == "first use":
@@ -284,7 +286,19 @@ def audit_bundle(controller: str, notes: Sequence[str], state: State, *,
              for cp in [_open(note, keys, origin, source)]]
     if not chain:
         raise AuditFailed(f"{source}: no checkpoint to compare with the remembered ones")
-    cosigned = _quorum(cosigned_note or chain[-1].note, witnesses, quorum)
+    cosigned: list[str] = []
+    cosigned_size = None
+    if quorum:
+        for seen in reversed(chain):
+            try:
+                cosigned = _quorum(seen.note, witnesses, quorum)
+            except AuditFailed as exc:
+                last = exc
+                continue
+            cosigned_size = seen.size
+            break
+        else:
+            raise AuditFailed(f"{source}: no checkpoint with the quorum: {last}")
     by_size = {s.size: s for s in chain}
     newest = chain[-1]
     keep: list[Seen] = []
@@ -301,6 +315,6 @@ def audit_bundle(controller: str, notes: Sequence[str], state: State, *,
     state.save()
     return {"ok": True, "controller": controller, "origin": origin, "size": newest.size,
             "root": b64(newest.root), "log_key": how, "cosigned_by": cosigned,
-            "linked": linked,
+            "cosigned_size": cosigned_size, "linked": linked,
             "unlinked": [{"size": s.size, "root": b64(s.root)} for s in keep[:-1]],
             "state": str(state.path) if state.path else None}

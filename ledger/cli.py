@@ -436,17 +436,14 @@ def _audit_bundle_state(source: Any, target: Path, state: Path | None,
     if not hasattr(source, "verify_report") or len(controllers) != 1:
         raise CliError("--state and --quorum check an evidence bundle (or use --url)")
     (cid,) = controllers
-    notes = [cp.note for cp in source.checkpoints(cid)]
-    newest = getattr(source, "newest_checkpoint_note", None)
-    if callable(newest) and newest() and newest() not in notes:
-        notes.append(newest())
-    cosigned = getattr(source, "cosigned_note", None)
+    # The bundle's checkpoints, oldest first, with their cosignature lines; the last is
+    # the newest the ledger had signed when the bundle was made (docs/verification.md).
+    notes = [cp.note for cp in sorted(source.checkpoints(cid), key=lambda c: c.size)]
     try:
         return audit_bundle(
             cid, notes, State(state),
             source=str(target), log_keys=pinned, announced=carried[0] if carried else None,
-            witnesses=witnesses, quorum=quorum,
-            cosigned_note=cosigned() if callable(cosigned) else None, warn=_warn)
+            witnesses=witnesses, quorum=quorum, warn=_warn)
     except AuditUnavailable as exc:
         fail(str(exc))
     except AuditFailed as exc:
