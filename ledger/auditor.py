@@ -52,7 +52,13 @@ __all__ = ["AuditFailed", "AuditUnavailable", "State", "audit_bundle", "audit_ur
 
 class AuditFailed(Exception):
     """The ledger showed something that does not verify: a fork, a rollback, a bad
-    signature, too few cosignatures. Exit status 1."""
+    signature, too few cosignatures. Exit status 1. ``code`` names the problem as the
+    ``verify --json`` problems do: ``fork``, ``rollback``, ``bad_checkpoint``,
+    ``witness_quorum``, ``bad_proof``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class AuditUnavailable(Exception):
@@ -155,7 +161,7 @@ def _open(note: str, keys: Sequence[str], origin: str, what: str) -> Checkpoint:
     try:
         return open_checkpoint(note, keys, origin=origin)
     except NoteError as exc:
-        raise AuditFailed(f"{what}: checkpoint does not verify with the log key: "
+        raise AuditFailed("bad_checkpoint", f"{what}: checkpoint does not verify with the log key: "
                           f"{exc}") from None
 
 
@@ -164,11 +170,11 @@ def _link(old: Seen, new: Seen, prove: Callable[[int, int], list[bytes]] | None)
     it cannot be shown offline (no proof source). Raises ``AuditFailed`` on a fork or a
     rollback, naming both checkpoints."""
     if old.size > new.size:
-        raise AuditFailed(f"rollback: {new.name()} is smaller than the remembered "
+        raise AuditFailed("rollback", f"rollback: {new.name()} is smaller than the remembered "
                           f"{old.name()}")
     if old.size == new.size:
         if old.root != new.root:
-            raise AuditFailed(f"fork: {new.name()} has the size of the remembered "
+            raise AuditFailed("fork", f"fork: {new.name()} has the size of the remembered "
                               f"{old.name()} but another root")
         return True
     if prove is None:
@@ -176,7 +182,7 @@ def _link(old: Seen, new: Seen, prove: Callable[[int, int], list[bytes]] | None)
     try:
         verify_consistency(old.size, new.size, old.root, new.root, prove(old.size, new.size))
     except ProofError as exc:
-        raise AuditFailed(f"fork: {new.name()} is not consistent with the remembered "
+        raise AuditFailed("fork", f"fork: {new.name()} is not consistent with the remembered "
                           f"{old.name()} ({exc})") from None
     return True
 
@@ -187,7 +193,7 @@ def _quorum(note: str, witnesses: Sequence[str], quorum: int) -> list[str]:
     try:
         return [c.witness for c in check_quorum(note, witnesses, quorum)]
     except NoteError as exc:
-        raise AuditFailed(f"witnesses: {exc}") from None
+        raise AuditFailed("witness_quorum", f"witnesses: {exc}") from None
 
 
 # --------------------------------------------------------------------------- live audit
@@ -218,7 +224,8 @@ class _Api:
         try:
             return [unb64(h) for h in doc["proof"]]
         except (KeyError, TypeError, EncodingError) as exc:
-            raise AuditFailed(f"consistency proof {old}->{new} is malformed: {exc}") from None
+            raise AuditFailed("bad_proof",
+                              f"consistency proof {old}->{new} is malformed: {exc}") from None
 
     def close(self) -> None:
         self.http.close()
@@ -237,7 +244,7 @@ def audit_url(url: str, api_key: str, controller: str, state: State, *,
         doc = api.get("/checkpoint/cosigned" if quorum else "/checkpoint")
         note = doc.get("note")
         if not isinstance(note, str):
-            raise AuditFailed(f"{url}: the checkpoint answer holds no note")
+            raise AuditFailed("bad_checkpoint", f"{url}: the checkpoint answer holds no note")
         keys, how = _pick_keys(state, origin, log_keys, doc.get("log_key"))
         if how == "first use":
             warn(f"trusting the log key {keys[0]} on first use (pin it with --log-key)")
@@ -251,7 +258,9 @@ def audit_url(url: str, api_key: str, controller: str, state: State, *,
         api.close()
     state.remember(origin, keys[0], [new])
     state.save()
-    return {"ok": True, "controller": controller, "origin": origin, "size": cp.size,
+    return {"ok": True, "controllers": {controller: {"size": cp.size, "root": b64(cp.root)}},
+            "problems": [],
+            "controller": controller, "origin": origin, "size": cp.size,
             "root": b64(cp.root), "log_key": how, "cosigned_by": cosigned,
             "previous": [{"size": s.size, "root": b64(s.root)} for s in previous],
             "state": str(state.path) if state.path else None}
@@ -285,7 +294,8 @@ def audit_bundle(controller: str, notes: Sequence[str], state: State, *,
     chain = [Seen(cp.size, cp.root, note, source) for note in notes
              for cp in [_open(note, keys, origin, source)]]
     if not chain:
-        raise AuditFailed(f"{source}: no checkpoint to compare with the remembered ones")
+        raise AuditFailed("bad_checkpoint",
+                          f"{source}: no checkpoint to compare with the remembered ones")
     cosigned: list[str] = []
     cosigned_size = None
     if quorum:
@@ -298,7 +308,7 @@ def audit_bundle(controller: str, notes: Sequence[str], state: State, *,
             cosigned_size = seen.size
             break
         else:
-            raise AuditFailed(f"{source}: no checkpoint with the quorum: {last}")
+            raise AuditFailed("witness_quorum", f"{source}: no checkpoint with the quorum: {last}")
     by_size = {s.size: s for s in chain}
     newest = chain[-1]
     keep: list[Seen] = []

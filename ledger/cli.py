@@ -357,7 +357,13 @@ def verify(
         if close:
             close()
     doc = report.to_dict()
-    if remembered is not None:
+    if remembered is not None and not remembered["ok"]:  # the memory or the witnesses
+        doc["ok"] = False
+        doc["problems"].append({"controller": remembered["controller"], "event_id": None,
+                                "index": None, "problem": remembered["problem"],
+                                "detail": remembered["detail"]})
+        typer.echo(f"error: {remembered['detail']}", err=True)
+    elif remembered is not None:
         doc["state"] = remembered
     if json:
         out(doc, True)
@@ -368,9 +374,9 @@ def verify(
         for p in doc["problems"]:
             typer.echo(f"PROBLEM {p['controller']} index={p['index']} "
                        f"event={p['event_id']}: {p['problem']}: {p['detail']}")
-        typer.echo("OK: everything verifies" if report.ok else
+        typer.echo("OK: everything verifies" if doc["ok"] else
                    f"FAILED: {len(doc['problems'])} problem(s)")
-    if not report.ok:
+    if not doc["ok"]:
         raise typer.Exit(1)
 
 
@@ -415,7 +421,9 @@ def _audit_live(url: Any, api_key: Any, controller: Any, state: Path | None,
         fail(str(exc))
     except AuditFailed as exc:
         if as_json:
-            out({"ok": False, "controller": controller, "problem": str(exc)}, True)
+            out({"ok": False, "controllers": {}, "controller": controller, "problems": [{
+                "controller": controller, "event_id": None, "index": None,
+                "problem": exc.code, "detail": str(exc)}]}, True)
         fail(str(exc), 1)
     witnessed = f", cosigned by {', '.join(doc['cosigned_by'])}" if doc["cosigned_by"] else ""
     linked = "; consistent with " + ", ".join(
@@ -429,7 +437,8 @@ def _audit_bundle_state(source: Any, target: Path, state: Path | None,
                         pinned: list[str] | None, carried: list[str],
                         witnesses: list[str], quorum: int) -> dict[str, Any] | None:
     """``verify BUNDLE --state FILE`` / ``--witness … --quorum N`` on a bundle that
-    verified: its checkpoints against the remembered ones, its cosignatures."""
+    verified: its checkpoints against the remembered ones, its cosignatures. A failed
+    check comes back as ``{"ok": False, "problem", "detail"}`` for the report."""
     from ledger.auditor import AuditFailed, AuditUnavailable, State, audit_bundle
 
     controllers = source.controllers()
@@ -447,7 +456,7 @@ def _audit_bundle_state(source: Any, target: Path, state: Path | None,
     except AuditUnavailable as exc:
         fail(str(exc))
     except AuditFailed as exc:
-        fail(str(exc), 1)
+        return {"ok": False, "problem": exc.code, "detail": str(exc), "controller": cid}
     return None  # pragma: no cover - fail() raises
 
 

@@ -72,8 +72,10 @@ def test_bundle_checked_against_memory_and_witnesses(world: World, tmp_path: Pat
         "https://ledger.example")])
     forged.save()
     before = forged.path.read_bytes()
-    res = _verify(str(bundle), "--state", str(forged.path))
+    res = _verify(str(bundle), "--state", str(forged.path), "--json")
     assert res.returncode == 1, res.stderr
+    doc = orjson.loads(res.stdout)
+    assert not doc["ok"] and doc["problems"][-1]["problem"] == "fork"
     assert res.stderr.startswith("error: fork: ") and "https://ledger.example" in res.stderr
     assert f"size {size} root " in res.stderr and str(bundle) in res.stderr
     assert forged.path.read_bytes() == before

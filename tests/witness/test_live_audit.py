@@ -92,6 +92,8 @@ def test_cosigned_checkpoints_and_remembered_audits(tmp_path: Path, witness: Wit
                   "--json")
     assert res.returncode == 0, res.stderr
     first = orjson.loads(res.stdout)
+    assert first["ok"] and first["problems"] == []
+    assert first["controllers"] == {CONTROLLER: {"size": first["size"], "root": first["root"]}}
     assert first["cosigned_by"] == ["witness.test/w1"] and first["previous"] == []
     assert "on first use" in res.stderr
     remembered = orjson.loads(state.read_bytes())["logs"][ORIGIN]
@@ -156,7 +158,9 @@ def test_split_view_is_refused_by_the_witness_and_named_by_the_auditor(
         assert res.returncode == 1, res.stderr
         line = res.stderr.strip()
         assert len(line.splitlines()) == 1 and line.startswith("error: rollback: ")
-        size_b = orjson.loads(res.stdout)["problem"].split("size ")[1].split(" ")[0]
+        (problem,) = orjson.loads(res.stdout)["problems"]
+        assert problem["problem"] == "rollback" and problem["controller"] == CONTROLLER
+        size_b = problem["detail"].split("size ")[1].split(" ")[0]
         assert f"size {seen_a['size']} root {seen_a['root']}" in line and f"size {size_b} " in line
         assert state.read_bytes() == before  # a failed audit does not move the memory
 
