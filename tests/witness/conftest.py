@@ -67,6 +67,8 @@ class Witness:
                                                     NoEncryption()))
         key_file.chmod(0o600)
         env = {**os.environ, "SSH_AUTH_SOCK": str(self.sock)}
+        self.sock.unlink(missing_ok=True)  # left by an agent stopped earlier in the test
+        self.procs = []
         log = (self.dir / "litewitness.log").open("ab")
         # -D: foreground, so the fixture owns the process and stops it by its pid.
         self.procs.append(subprocess.Popen(["ssh-agent", "-D", "-a", str(self.sock)],

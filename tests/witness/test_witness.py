@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -162,3 +163,19 @@ def test_unknown_log_refusal_is_surfaced(world: World, witness: Witness) -> None
     assert not st["ok"] and st["failures"] == 1, st
     assert "(HTTP 403): unknown log" in st["last_error"] or "(HTTP 404)" in st["last_error"]
     assert sender.step() == 0 and sender.status()[0]["failures"] == 1  # not re-sent
+
+
+def test_unreachable_witness_is_retried_and_caught_up_later(
+        world: World, witness: Witness) -> None:
+    witness.add_log(ORIGIN, world.ledger.verifier_key)
+    world.ledger.flush()
+    witness.stop()
+    sender = _sender(world, witness)  # stamina: 5 attempts within 2 s
+    started = time.monotonic()
+    assert sender.step() == 0
+    assert time.monotonic() - started >= 1.0  # backed off between attempts
+    (st,) = sender.status()
+    assert not st["ok"] and st["failures"] == 1 and "ConnectError" in st["last_error"], st
+    witness.start()  # same key, same database
+    assert sender.step() == 1  # an outage is not a refusal: tried again on the next tick
+    assert sender.status()[0]["ok"] and sender.status()[0]["last_error"] is None
