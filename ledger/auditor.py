@@ -215,7 +215,8 @@ class _Api:
         except ValueError:
             doc = None
         if r.status_code != 200 or not isinstance(doc, dict):
-            detail = doc.get("detail") if isinstance(doc, dict) else r.text[:120]
+            detail = (f"{doc.get('code')}: {doc.get('detail')}" if isinstance(doc, dict)
+                      else r.text[:120])
             raise AuditUnavailable(f"GET {self.base}{path}: HTTP {r.status_code}: {detail}")
         return doc
 
@@ -241,7 +242,12 @@ def audit_url(url: str, api_key: str, controller: str, state: State, *,
     origin = log_origin(controller)
     api = _Api(url, api_key, controller, timeout)
     try:
-        doc = api.get("/checkpoint/cosigned" if quorum else "/checkpoint")
+        try:
+            doc = api.get("/checkpoint/cosigned" if quorum else "/checkpoint")
+        except AuditUnavailable as exc:
+            if quorum and "no_cosigned_checkpoint" in str(exc):
+                raise AuditFailed("witness_quorum", f"{url}: {exc}") from None
+            raise
         note = doc.get("note")
         if not isinstance(note, str):
             raise AuditFailed("bad_checkpoint", f"{url}: the checkpoint answer holds no note")

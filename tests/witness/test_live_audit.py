@@ -151,6 +151,10 @@ def test_split_view_is_refused_by_the_witness_and_named_by_the_auditor(
         r = httpx.get(f"{serve_b.url}/v1/controllers/{CONTROLLER}/checkpoint/cosigned",
                       headers={"Authorization": f"Bearer {auditor_b}"})
         assert r.status_code == 404 and r.json()["code"] == "no_cosigned_checkpoint"
+        res = _verify(serve_b.url, auditor_b, tmp_path / "fresh.json", "--witness",
+                      witness.vkey, "--quorum", "1")
+        assert res.returncode == 1 and "no_cosigned_checkpoint" in res.stderr, res.stderr
+        assert not (tmp_path / "fresh.json").exists()
 
         # The auditor who remembers A is shown B's smaller tree: a rollback, both named.
         before = state.read_bytes()
