@@ -24,9 +24,11 @@ from ledger.apikeys import ApiKeyStore
 from ledger.clock import Clock
 from ledger.schemas import default_schemas
 from ledger.service import Ledger
+from ledger.witness import Witnessing
 
 CHECKPOINT_TICK_SECONDS = 0.2
 PROJECTION_TICK_SECONDS = 0.5
+WITNESS_TICK_SECONDS = 0.5
 
 
 class Ticker:
@@ -102,7 +104,8 @@ def create_app(
     """An app serving ``ledger``.
 
     With ``background``, the app's lifespan runs the checkpoint timer (``checkpoint_due``
-    every 200 ms, so a checkpoint is signed at least every second while events arrive) and
+    every 200 ms, so a checkpoint is signed at least every second while events arrive),
+    the witness sender when the config names witnesses (``ledger.witness.Witnessing``) and
     any extra ``tasks`` (``(fn, interval)``); the projection runner follows the log on
     its own thread unless ``run_projections`` is false (``serve`` runs it as a separate
     process, off this one's GIL). ``read_side="auto"`` opens the projections' store in the data
@@ -112,6 +115,10 @@ def create_app(
     clock = clock or ledger.clock
     if read_side == "auto":
         read_side = open_read_side(ledger, clock, follow=background)
+    # Cosigning runs on its own ticker: a slow or absent witness never holds up ingest
+    # or the checkpoint timer (docs/witnesses.md).
+    witnessing = Witnessing(ledger.log, ledger.cfg.witnesses) if (
+        background and ledger.cfg.witnesses) else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -125,6 +132,9 @@ def create_app(
             if read_side is not None and read_side.follow and run_projections:
                 tickers.append(Ticker(read_side.step, PROJECTION_TICK_SECONDS,
                                       "projections").start())
+            if witnessing is not None:
+                tickers.append(Ticker(witnessing.step, WITNESS_TICK_SECONDS,
+                                      "witnesses").start())
             for fn, interval in tasks or []:
                 tickers.append(Ticker(fn, interval, getattr(fn, "__name__", "task")).start())
             app.state.alerts.start()  # scheduler + delivery (docs/alerts.md)
@@ -134,6 +144,8 @@ def create_app(
             app.state.alerts.stop()
             for t in tickers:
                 t.stop()
+            if witnessing is not None:
+                witnessing.close()
             if on_shutdown is not None:
                 # uvicorn re-raises SIGTERM/SIGINT after shutdown, so code after
                 # uvicorn.run() may never run: closing belongs here.
@@ -154,6 +166,7 @@ def create_app(
     app.state.read_side = read_side
     app.state.max_body_bytes = max_body_bytes
     app.state.ingest_lock = ingest_lock
+    app.state.witnessing = witnessing
     app.state.group_commit = ingest.GroupCommit(ledger, ingest_lock)
     app.state.alerts = alerts.AlertState(ledger, read_side, clock)
     app.state.alert_queue_length = app.state.alerts.queue_length

@@ -64,6 +64,13 @@ class Metrics:
             registry=reg)
         self.alert_queue = Gauge("auditledger_alert_queue_length", "Alerts waiting for delivery.",
                                  registry=reg)
+        self.witness_failures = Gauge(
+            "auditledger_witness_failures",
+            "Failed add-checkpoint attempts per witness since the process started.",
+            ["witness"], registry=reg)
+        self.witness_ok = Gauge("auditledger_witness_ok",
+                                "1 if the last attempt to reach the witness succeeded.",
+                                ["witness"], registry=reg)
         self.requests = Counter("auditledger_http_requests", "HTTP requests by route.",
                                 ["route", "method", "status"], registry=reg)
         self.started = time.time()
@@ -111,6 +118,7 @@ class Metrics:
         log_sizes: dict[str, int],
         projection_lag: int | None,
         alert_queue: int = 0,
+        witnesses: Iterable[dict] = (),
     ) -> str:
         """The page in the Prometheus text format 0.0.4 (``CONTENT_TYPE``)."""
         with self._render_lock:
@@ -119,4 +127,7 @@ class Metrics:
                 self.log_size.labels(controller).set(n)
             self.projection_lag.set(-1 if projection_lag is None else projection_lag)
             self.alert_queue.set(alert_queue)
+            for w in witnesses:
+                self.witness_failures.labels(w["name"]).set(w["failures"])
+                self.witness_ok.labels(w["name"]).set(1 if w["ok"] else 0)
             return generate_latest(self.registry).decode()

@@ -87,6 +87,12 @@ class CheckpointOut(BaseModel):
     log_key: str = Field(description="The log's signed-note verifier key.")
 
 
+class CosignedCheckpointOut(CheckpointOut):
+    note: str = Field(description="The C2SP signed note with the witnesses' C2SP "
+                      "tlog-cosignature lines appended after the log's signature.")
+    cosignatures: list[str] = Field(description="The cosignature lines alone, as kept.")
+
+
 class InclusionProof(BaseModel):
     event_id: str
     index: int
@@ -155,8 +161,22 @@ class SignaturesReady(BaseModel):
     last_error: str | None = None
 
 
+class WitnessState(BaseModel):
+    """One configured witness as the background sender sees it (ledger/witness.py)."""
+
+    url: str
+    name: str
+    ok: bool = Field(description="False after a failed attempt until the next success.")
+    cosigned: dict[str, int] = Field(description="Controller -> newest size it cosigned.")
+    failures: int = Field(description="Failed attempts since the process started.")
+    last_error: str | None = None
+
+
 class Ready(BaseModel):
     status: Literal["ready", "not_ready"]
     log: ReadyCheck
     projections: ProjectionsReady
     signatures: SignaturesReady
+    witnesses: list[WitnessState] = Field(
+        default_factory=list, description="Reported, not judged: a witness outage does "
+        "not make the ledger unready (cosigning catches up when it answers again).")

@@ -213,7 +213,9 @@ def build_bundle(
 
     checkpoints = _pick_checkpoints(log.checkpoints(controller), final, start, end)
     cps_out = b"".join(
-        orjson.dumps({"size": cp.size, "created_at": cp.created_at, "note": cp.note}) + b"\n"
+        orjson.dumps({"size": cp.size, "created_at": cp.created_at,
+                      "note": cp.note + "".join(log.cosignatures(controller, cp.size))})
+        + b"\n"
         for cp in checkpoints
     )
     cons_out = b"".join(

@@ -319,24 +319,52 @@ def emit(
 @app.command()
 @guarded
 def verify(
-    target: Annotated[Path, typer.Argument(metavar="BUNDLE_OR_DATA_DIR")],
+    target: Annotated[Path | None, typer.Argument(metavar="BUNDLE_OR_DATA_DIR")] = None,
     log_key: Annotated[
         list[str] | None,
-        typer.Option(help="Pinned log verifier key(s); default: the one the target carries."),
+        typer.Option(help="Pinned log verifier key(s); default: the one the target carries "
+                     "(with --url/--state: the remembered one, else trusted on first use)."),
     ] = None,
+    url: Annotated[str | None, typer.Option(help="Audit a live ledger at this URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Auditor API key (with --url).")] = None,
+    controller: Annotated[str | None, typer.Option(help="Controller (with --url).")] = None,
+    state: Annotated[Path | None, typer.Option(
+        help="Remembered checkpoints (default with --url: "
+             "$XDG_STATE_HOME/auditledger/checkpoints.json).")] = None,
+    witness: Annotated[list[str] | None, typer.Option(
+        help="Witness cosigner verifier key (repeat).")] = None,
+    quorum: Annotated[int, typer.Option(
+        help="Valid cosignatures required from the --witness keys.")] = 0,
     json: JsonOpt = False,
 ) -> None:
-    """Check a whole log or an evidence bundle offline; exit 0 only if everything verifies."""
+    """Check a whole log or an evidence bundle offline, or audit a live ledger (--url);
+    exit 0 only if everything verifies."""
+    live = _audit_options(target, url, api_key, controller, witness or [], quorum)
+    if live:
+        _audit_live(url, api_key, controller, state, log_key, witness or [], quorum, json)
+        return
     from ledger.verify import open_target, verify_source
 
+    assert target is not None
     source, keys = open_target(target)
     try:
         report = verify_source(source, log_key or keys)
+        remembered = (_audit_bundle_state(source, target, state, log_key, keys,
+                                          witness or [], quorum)
+                      if report.ok and (state or quorum) else None)
     finally:
         close = getattr(source, "close", None)
         if close:
             close()
     doc = report.to_dict()
+    if remembered is not None and not remembered["ok"]:  # the memory or the witnesses
+        doc["ok"] = False
+        doc["problems"].append({"controller": remembered["controller"], "event_id": None,
+                                "index": None, "problem": remembered["problem"],
+                                "detail": remembered["detail"]})
+        typer.echo(f"error: {remembered['detail']}", err=True)
+    elif remembered is not None:
+        doc["state"] = remembered
     if json:
         out(doc, True)
     else:
@@ -346,10 +374,90 @@ def verify(
         for p in doc["problems"]:
             typer.echo(f"PROBLEM {p['controller']} index={p['index']} "
                        f"event={p['event_id']}: {p['problem']}: {p['detail']}")
-        typer.echo("OK: everything verifies" if report.ok else
+        typer.echo("OK: everything verifies" if doc["ok"] else
                    f"FAILED: {len(doc['problems'])} problem(s)")
-    if not report.ok:
+    if not doc["ok"]:
         raise typer.Exit(1)
+
+
+def _audit_options(target: Path | None, url: str | None, api_key: str | None,
+                   controller: str | None, witnesses: list[str], quorum: int) -> bool:
+    """Which verify this is (True: live ``--url``), refusing option mixes as bad input."""
+    if url is not None:
+        if target is not None:
+            raise CliError("give either BUNDLE_OR_DATA_DIR or --url, not both")
+        if not api_key or not controller:
+            raise CliError("--url needs --api-key and --controller")
+    elif target is None:
+        raise CliError("give BUNDLE_OR_DATA_DIR, or --url URL --api-key KEY --controller ID")
+    if quorum < 0 or quorum > len(set(witnesses)):
+        raise CliError(f"--quorum {quorum} needs at least that many distinct --witness keys")
+    if witnesses and not quorum:
+        raise CliError("--witness needs --quorum N (how many must have cosigned)")
+    return url is not None
+
+
+def _auditor_state(state: Path | None) -> Any:
+    from ledger.auditor import State, default_state_file
+
+    return State(state or default_state_file())
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _audit_live(url: Any, api_key: Any, controller: Any, state: Path | None,
+                log_key: list[str] | None, witnesses: list[str], quorum: int,
+                as_json: bool) -> None:
+    """``verify --url``: exit 1 on a fork, rollback or bad signature, 2 when the audit
+    could not be made; one line either way (docs/witnesses.md)."""
+    from ledger.auditor import AuditFailed, AuditUnavailable, audit_url
+
+    try:
+        doc = audit_url(url, api_key, controller, _auditor_state(state), log_keys=log_key,
+                        witnesses=witnesses, quorum=quorum, warn=_warn)
+    except AuditUnavailable as exc:
+        fail(str(exc))
+    except AuditFailed as exc:
+        if as_json:
+            out({"ok": False, "controllers": {}, "controller": controller, "problems": [{
+                "controller": controller, "event_id": None, "index": None,
+                "problem": exc.code, "detail": str(exc)}]}, True)
+        fail(str(exc), 1)
+    witnessed = f", cosigned by {', '.join(doc['cosigned_by'])}" if doc["cosigned_by"] else ""
+    linked = "; consistent with " + ", ".join(
+        f"size {p['size']}" for p in doc["previous"]) if doc["previous"] else \
+        "; first visit, remembered"
+    out(doc, as_json, f"OK: {doc['origin']} size {doc['size']} root {doc['root']}"
+                      f"{witnessed}{linked} ({doc['state']})")
+
+
+def _audit_bundle_state(source: Any, target: Path, state: Path | None,
+                        pinned: list[str] | None, carried: list[str],
+                        witnesses: list[str], quorum: int) -> dict[str, Any] | None:
+    """``verify BUNDLE --state FILE`` / ``--witness … --quorum N`` on a bundle that
+    verified: its checkpoints against the remembered ones, its cosignatures. A failed
+    check comes back as ``{"ok": False, "problem", "detail"}`` for the report."""
+    from ledger.auditor import AuditFailed, AuditUnavailable, State, audit_bundle
+
+    controllers = source.controllers()
+    if not hasattr(source, "verify_report") or len(controllers) != 1:
+        raise CliError("--state and --quorum check an evidence bundle (or use --url)")
+    (cid,) = controllers
+    # The bundle's checkpoints, oldest first, with their cosignature lines; the last is
+    # the newest the ledger had signed when the bundle was made (docs/verification.md).
+    notes = [cp.note for cp in sorted(source.checkpoints(cid), key=lambda c: c.size)]
+    try:
+        return audit_bundle(
+            cid, notes, State(state),
+            source=str(target), log_keys=pinned, announced=carried[0] if carried else None,
+            witnesses=witnesses, quorum=quorum, warn=_warn)
+    except AuditUnavailable as exc:
+        fail(str(exc))
+    except AuditFailed as exc:
+        return {"ok": False, "problem": exc.code, "detail": str(exc), "controller": cid}
+    return None  # pragma: no cover - fail() raises
 
 
 # -- demo and bench ------------------------------------------------------------------------

@@ -43,6 +43,10 @@ class Config:
     # instant, events of any age are accepted. An admin sets it in config.json before a
     # migration; it closes by itself. None: no window.
     history_import_until: str | None = None
+    # Witnesses that cosign this ledger's checkpoints (docs/witnesses.md): each
+    # ``{"url": submission prefix, "vkey": the witness's cosigner verifier key}``.
+    # ``serve`` sends every new checkpoint to each of them in the background.
+    witnesses: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def max_lateness(self) -> timedelta | None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what auditledger needs on a fresh Debian machine: a Python venv with the package
 # (editable) and, with --full, what the test suite needs too (Java + Maven for the real
-# Kafka broker, Debian's PostgreSQL). Safe to run again: it only adds what is missing.
+# Kafka broker, Debian's PostgreSQL, ssh-agent and a Go-built litewitness for the witness
+# tests). Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,4 +39,9 @@ if [ "$full" = 1 ]; then
   # test failure.
   (cd infra/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory=libs \
      -DincludeScope=runtime)
+  # The real witness the witness tests run (tests/witness/conftest.py): litewitness from
+  # the Go module proxy (needs Go 1.24+; Debian's golang-go is older on bookworm) and an
+  # ssh-agent to hold its key.
+  command -v ssh-agent >/dev/null || apt_install openssh-client
+  bash infra/witness/build
 fi

@@ -38,6 +38,9 @@ class LogContract:
     def open_log(self, path: Path, clock: FixedClock) -> Log:  # pragma: no cover
         raise NotImplementedError
 
+    def forget_derived_state(self, path: Path) -> None:
+        """Drop what the backend can rebuild (Kafka: its index); SQLite keeps it all."""
+
     @pytest.fixture
     def clock(self) -> FixedClock:
         return FixedClock(T0)
@@ -126,6 +129,30 @@ class LogContract:
         assert cp is not None
         assert cp.root == root_of([leaf_hash(p.body) for p in first + second])
         log.close()
+
+    def test_cosignatures_are_kept_beside_their_checkpoint(
+            self, tmp_path: Path, clock: FixedClock) -> None:
+        log = self.open_log(tmp_path, clock)
+        log.append([prepared() for _ in range(3)], "2026-11-20T12:00:00.000Z")
+        log.checkpoint_due(force=True)
+        log.append([prepared()], "2026-11-20T12:00:00.000Z")
+        log.checkpoint_due(force=True)
+        assert log.latest_cosigned("NO-1") is None
+        line = "— w.example/1 AAAAAQAAAABlU/EA" + "A" * 84 + "\n"
+        other = "— w.example/2 AAAAAgAAAABlU/EA" + "B" * 84 + "\n"
+        log.add_cosignatures("NO-1", 3, [line])
+        log.add_cosignatures("NO-1", 3, [line, other])  # again: one line per witness key
+        assert log.cosignatures("NO-1", 3) == [line, other]
+        assert log.cosignatures("NO-1", 4) == []
+        assert log.latest_cosigned("NO-1").size == 3  # type: ignore[union-attr]
+        log.close()
+        self.forget_derived_state(tmp_path)
+        log = self.open_log(tmp_path, clock)
+        try:
+            assert log.cosignatures("NO-1", 3) == [line, other]
+            assert log.latest_cosigned("NO-1").size == 3  # type: ignore[union-attr]
+        finally:
+            log.close()
 
     def test_a_failed_append_leaves_no_trace(self, log: Log) -> None:
         ok = prepared()

@@ -69,8 +69,10 @@ def readyz(request: Request, ledger: LedgerDep, read_side: ReadSideDep,
     signatures = ledger.verifier.health()
     ready = log["ok"] and projections["ok"] and signatures["ok"]
     response.status_code = 200 if ready else 503
+    witnessing = getattr(request.app.state, "witnessing", None)
     return {"status": "ready" if ready else "not_ready", "log": log,
-            "projections": projections, "signatures": signatures}
+            "projections": projections, "signatures": signatures,
+            "witnesses": witnessing.status() if witnessing is not None else []}
 
 
 @router.get("/metrics", summary="Prometheus metrics (text format 0.0.4)",
@@ -84,5 +86,7 @@ def metrics(request: Request, ledger: LedgerDep, read_side: ReadSideDep,
         sizes = {}
     _, lag, _ = projection_lag(read_side)
     alerts = getattr(request.app.state, "alert_queue_length", lambda: 0)()
-    text = counters.render(sizes, lag, alerts)
+    witnessing = getattr(request.app.state, "witnessing", None)
+    text = counters.render(sizes, lag, alerts,
+                           witnessing.status() if witnessing is not None else [])
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

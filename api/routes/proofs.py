@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Query, Request
 from api.deps import LedgerDep, VisibleController
 from api.errors import ApiError, not_found
 from api.routes.read import ERRORS
-from api.schemas import CheckpointOut, ConsistencyProof, InclusionProof
+from api.schemas import CheckpointOut, ConsistencyProof, CosignedCheckpointOut, InclusionProof
 from ledger.encoding import b64
 from ledger.log.base import StoredCheckpoint
 from ledger.merkle import consistency_proof, inclusion_proof
@@ -51,6 +51,27 @@ async def get_checkpoint(
         "controller": controller, "origin": origin(controller), "size": cp.size,
         "root": b64(cp.root), "created_at": cp.created_at, "note": cp.note,
         "log_key": ledger.verifier_key,
+    }
+
+
+@router.get("/v1/controllers/{controller}/checkpoint/cosigned",
+            response_model=CosignedCheckpointOut,
+            summary="The newest checkpoint witnesses cosigned, with their cosignatures")
+async def get_cosigned_checkpoint(controller: VisibleController,
+                                  ledger: LedgerDep) -> dict[str, Any]:
+    """The newest checkpoint holding at least one cosignature: the note (log signature)
+    with the C2SP tlog-cosignature lines appended, as a tlog-witness client would
+    assemble it. 404 ``no_cosigned_checkpoint`` while no witness has cosigned yet (none
+    configured, or none answered): the plain ``…/checkpoint`` is still there."""
+    cp = ledger.log.latest_cosigned(controller)
+    if cp is None:
+        raise ApiError(404, "no_cosigned_checkpoint",
+                       f"no witness has cosigned a checkpoint of {controller} yet")
+    lines = ledger.log.cosignatures(controller, cp.size)
+    return {
+        "controller": controller, "origin": origin(controller), "size": cp.size,
+        "root": b64(cp.root), "created_at": cp.created_at, "note": cp.note + "".join(lines),
+        "log_key": ledger.verifier_key, "cosignatures": lines,
     }
 
 

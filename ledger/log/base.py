@@ -113,4 +113,17 @@ class Log(Protocol):
         when ``force``). Appends also checkpoint at least every 1000 events."""
         ...
 
+    def add_cosignatures(self, controller: str, size: int, lines: Sequence[str]) -> None:
+        """Keep witnesses' cosignature lines for the checkpoint of ``size`` (verified by
+        the caller, ``ledger.witness``); durable when this returns."""
+        ...
+
+    def cosignatures(self, controller: str, size: int) -> list[str]:
+        """The cosignature lines kept for that checkpoint, each ending in a newline."""
+        ...
+
+    def latest_cosigned(self, controller: str) -> StoredCheckpoint | None:
+        """The newest checkpoint with at least one cosignature."""
+        ...
+
     def close(self) -> None: ...

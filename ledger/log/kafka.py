@@ -178,6 +178,12 @@ def checkpoint_value(cp: StoredCheckpoint) -> bytes:
                          "note": cp.note, "created_at": cp.created_at})
 
 
+def cosignatures_value(controller: str, size: int, lines: Sequence[str]) -> bytes:
+    """A record of the checkpoints topic that adds witness cosignatures to checkpoint
+    ``size`` (told from a checkpoint record by its ``cosignatures`` member)."""
+    return orjson.dumps({"controller": controller, "size": size, "cosignatures": list(lines)})
+
+
 def _fast_append_available() -> bool:
     """kafka-python 3.0.x: RecordAccumulator.append(tp, ts, key, value, headers, ...)
     returning (future, batch_is_full, new_batch_created, abort). Anything else: send()."""
@@ -469,6 +475,15 @@ class KafkaLog(SQLiteLog):
                 return []
             return self._transaction(lambda: self.seq.plan_due(force), None).checkpoints
 
+    def add_cosignatures(self, controller: str, size: int, lines: Sequence[str]) -> None:
+        """On the checkpoints topic (so a rebuilt index has them too), in a transaction
+        of their own; only the sequencer (the process that talks to witnesses) writes."""
+        with self.transaction() as txn:
+            txn.send(self.topic_checkpoints, cosignatures_value(controller, size, lines),
+                     controller.encode(), None,
+                     self._partition(self.topic_checkpoints, controller))
+            self._put_cosignatures(controller, size, lines)
+
     def _partition(self, topic: str, controller: str) -> int:
         return partition_for(controller, self.partitions[topic])
 
@@ -597,6 +612,9 @@ class KafkaLog(SQLiteLog):
         for records in self._read_to_end(self.topic_checkpoints).values():
             for rec in records:
                 doc = orjson.loads(rec.value)
+                if "cosignatures" in doc:  # follows its checkpoint on the same partition
+                    self._put_cosignatures(doc["controller"], doc["size"], doc["cosignatures"])
+                    continue
                 cp = StoredCheckpoint(doc["controller"], doc["size"], unb64(doc["root"]),
                                       doc["note"], doc["created_at"])
                 known = self._db.execute(

@@ -11,6 +11,7 @@ left. Leaf indexes therefore stay dense and equal to commit order.
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -61,12 +62,31 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     created_at TEXT    NOT NULL,
     PRIMARY KEY (controller, size)
 );
+-- Witness cosignatures (C2SP tlog-cosignature lines), kept beside their checkpoint; one
+-- per witness key and checkpoint (``signer`` = the line's key name and key id).
+CREATE TABLE IF NOT EXISTS cosignatures (
+    controller TEXT    NOT NULL,
+    size       INTEGER NOT NULL,
+    signer     TEXT    NOT NULL,
+    line       TEXT    NOT NULL,
+    PRIMARY KEY (controller, size, signer)
+);
 """
 
 EVENT_COLS = (
     "seq, controller, idx, event_id, type, producer, occurred_at, received_at, "
     "leaf_hash, canon_hash, body"
 )
+
+
+def cosignature_signer(line: str) -> str:
+    """``name keyid``: which key made a signature line (the first 4 bytes name it)."""
+    name, _, sig64 = line.rstrip("\n").removeprefix("— ").partition(" ")
+    try:
+        key_id = base64.b64decode(sig64)[:4].hex()
+    except ValueError:
+        key_id = sig64
+    return f"{name} {key_id}"
 
 
 def _event(row: tuple) -> StoredEvent:
@@ -311,6 +331,39 @@ class SQLiteLog:
                 " WHERE controller=? ORDER BY size DESC LIMIT 1",
                 (controller,),
             ).fetchone()
+        return StoredCheckpoint(*row) if row else None
+
+    def add_cosignatures(self, controller: str, size: int, lines: Sequence[str]) -> None:
+        """Keep witness cosignature lines of the checkpoint of ``size``; a newer line by
+        the same witness key replaces the older one."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._put_cosignatures(controller, size, lines)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _put_cosignatures(self, controller: str, size: int, lines: Sequence[str]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO cosignatures VALUES (?,?,?,?)",
+            [(controller, size, cosignature_signer(x), x.rstrip("\n") + "\n") for x in lines])
+
+    def cosignatures(self, controller: str, size: int) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT line FROM cosignatures WHERE controller=? AND size=? ORDER BY signer",
+                (controller, size)).fetchall()
+        return [r[0] for r in rows]
+
+    def latest_cosigned(self, controller: str) -> StoredCheckpoint | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT c.controller, c.size, c.root, c.note, c.created_at FROM checkpoints c"
+                " WHERE c.controller=? AND EXISTS (SELECT 1 FROM cosignatures s WHERE"
+                " s.controller=c.controller AND s.size=c.size) ORDER BY c.size DESC LIMIT 1",
+                (controller,)).fetchone()
         return StoredCheckpoint(*row) if row else None
 
     def close(self) -> None:

@@ -53,6 +53,10 @@ class TestKafkaLog(LogContract):
     def open_log(self, path: Path, clock: FixedClock) -> KafkaLog:
         return KafkaLog(kafka_config(path, self.bootstrap), SIGNER, clock)
 
+    def forget_derived_state(self, path: Path) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            path.joinpath("kafka-index.sqlite" + suffix).unlink(missing_ok=True)
+
     def test_topics_have_the_design_configs(self, log: KafkaLog) -> None:
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         try:
