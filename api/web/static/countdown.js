@@ -1,0 +1,71 @@
+// Live countdowns and the alert stream of the deadlines board and the breach register.
+// No build step, no library. Times come from the page (data-due, UTC); the offset between
+// this browser's clock and the server's is measured once from data-server-now, so a
+// wrong clock on the auditor's machine does not move a deadline.
+"use strict";
+(function () {
+  var table = document.getElementById("deadlines");
+  var serverNow = table && table.dataset.serverNow ? Date.parse(table.dataset.serverNow) : NaN;
+  var skew = isNaN(serverNow) ? 0 : serverNow - Date.now();
+
+  function words(ms, unit) {
+    var mins = Math.floor(Math.abs(ms) / 60000);
+    var h = Math.floor(mins / 60), m = mins % 60, s = Math.floor(Math.abs(ms) / 1000) % 60;
+    var text;
+    if (unit === "days" && h >= 48) {
+      text = Math.floor(h / 24) + " days " + (h % 24) + " h";
+    } else {
+      text = h + " h " + (m < 10 ? "0" : "") + m + " min";
+      if (h < 48) text += " " + (s < 10 ? "0" : "") + s + " s";
+    }
+    return ms > 0 ? text + " left" : "overdue by " + text;
+  }
+
+  function tick() {
+    var now = Date.now() + skew;
+    document.querySelectorAll(".countdown[data-due]").forEach(function (el) {
+      var ms = Date.parse(el.dataset.due) - now;
+      var text = words(ms, el.dataset.unit);
+      if (el.textContent !== text) el.textContent = text;
+      var row = el.closest("tr");
+      if (ms <= 0) {
+        el.classList.add("overdue");
+        if (row) {
+          row.classList.add("overdue");
+          var st = row.querySelector(".status");
+          if (st) st.textContent = "overdue";
+        }
+      }
+    });
+  }
+  tick();
+  setInterval(tick, 1000);
+
+  var state = document.getElementById("stream-state");
+  var list = document.getElementById("alerts");
+  if (!state || !list || !window.EventSource) return;
+  var source = new EventSource(state.dataset.stream);
+  source.onopen = function () { state.textContent = "Connected to the alert stream: new alerts appear here."; };
+  source.onerror = function () { state.textContent = "Alert stream interrupted; reconnecting…"; };
+  source.addEventListener("alert", function (ev) {
+    var a;
+    try { a = JSON.parse(ev.data); } catch (e) { return; }
+    var li = document.createElement("li");
+    li.className = "alert-item";
+    li.dataset.case = a.kind + ":" + a.case;
+    li.dataset.threshold = a.threshold;
+    li.textContent = (a.threshold || "").replace(/_/g, " ") + " — " + (a.message || (a.kind + " " + a.case));
+    list.insertBefore(li, list.firstChild);
+    var row = table && table.querySelector('tr[data-case="' + CSS.escape(a.kind + ":" + a.case) + '"]');
+    if (row) {
+      var cell = row.querySelector(".latest-alert");
+      if (cell) cell.textContent = (a.threshold || "").replace(/_/g, " ") + " (" + a.emitted_at + ")";
+      if (a.threshold === "overdue") row.classList.add("overdue");
+    } else if (a.kind !== "finding") {
+      var more = document.createElement("a");
+      more.href = window.location.pathname;
+      more.textContent = " Reload the board to see this case.";
+      li.appendChild(more);
+    }
+  });
+})();
