@@ -16,7 +16,7 @@
       text = Math.floor(h / 24) + " days " + (h % 24) + " h";
     } else {
       text = h + " h " + (m < 10 ? "0" : "") + m + " min";
-      if (h < 48) text += " " + (s < 10 ? "0" : "") + s + " s";
+      text += " " + (s < 10 ? "0" : "") + s + " s";
     }
     return ms > 0 ? text + " left" : "overdue by " + text;
   }

@@ -72,9 +72,10 @@
 
   // C2SP signed note: the text up to the blank line, then "— name base64(keyhash4 || sig)".
   async function checkSignature(note, logKey) {
-    var parts = logKey.split("+");
-    if (parts.length !== 3) return { ok: false, text: "the log key is not a verifier key" };
-    var name = parts[0], keyBytes = unb64(parts[2]);
+    // name+hash+key: the name and the hex hash hold no "+", the base64 key may.
+    var i1 = logKey.indexOf("+"), i2 = logKey.indexOf("+", i1 + 1);
+    if (i1 < 1 || i2 < 0) return { ok: false, text: "the log key is not a verifier key" };
+    var name = logKey.slice(0, i1), keyBytes = unb64(logKey.slice(i2 + 1));
     if (keyBytes[0] !== 1 || keyBytes.length !== 33) return { ok: false, text: "the log key is not an Ed25519 verifier key" };
     var hash = (await sha256(concat(enc.encode(name + "\n"), keyBytes))).slice(0, 4);
     var cut = note.indexOf("\n\n");
