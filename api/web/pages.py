@@ -116,7 +116,10 @@ def _iso(at: Any) -> str:
 def findings_page(request: Request, controller: ViewedController) -> HTMLResponse:
     ctx = context(request, controller)
     items = model(request, "findings", controller, clock=request.app.state.clock)
+    ids = sorted({e for f in items for e in f["evidence"]})
+    events = request.app.state.ledger.log.lookup(controller, ids) if ids else {}
     return render(request, "findings.html", **ctx, title="Findings", items=items,
+                  events=events,
                   by_severity={s: sum(f["severity"] == s for f in items) for s in SEVERITIES})
 
 

@@ -10,6 +10,7 @@ Rules the filters apply everywhere (docs/web.md, "Made for people"):
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from markupsafe import Markup, escape
 
 from ledger.clock import parse_rfc3339
@@ -46,10 +47,15 @@ def _instant(value: Any) -> datetime | None:
         return None
 
 
+def _missing(value: Any) -> bool:
+    """None, empty, or a field the record does not have (Jinja's ``Undefined``)."""
+    return value is None or isinstance(value, Undefined) or value == "" or value == []
+
+
 def when(value: Any, tz: str | None = None, missing: str = MISSING) -> Markup:
     """``<time>`` with the local time of ``tz`` and, beside it, UTC. A date (YYYY-MM-DD)
     is shown as a date; anything unreadable as it is, escaped."""
-    if value is None or value == "":
+    if _missing(value):
         return Markup('<span class="missing">{}</span>').format(missing)
     at = _instant(value)
     if at is None:
@@ -72,6 +78,20 @@ def when(value: Any, tz: str | None = None, missing: str = MISSING) -> Markup:
                            else f"{utc.day} {utc:%b, %H:%M}")
 
 
+INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+
+
+def times_in(value: Any, tz: str | None = None) -> Markup:
+    """Free text (a finding's detail) with every RFC 3339 instant in it shown as
+    ``when`` shows one: in the controller's zone, UTC beside it."""
+    out, last = Markup(""), 0
+    raw = str(value)
+    for m in INSTANT.finditer(raw):
+        out += escape(raw[last:m.start()]) + when(m.group(0), tz)
+        last = m.end()
+    return out + escape(raw[last:])
+
+
 def hours_left(due: Any, now: datetime, days: bool = False) -> str:
     """"31 h 12 min left" / "overdue by 5 h 03 min": what a breach clock shows; with
     ``days``, past 48 hours, "12 days 4 h left" (a rights request's month). The page's
@@ -92,7 +112,7 @@ def hours_left(due: Any, now: datetime, days: bool = False) -> str:
 
 def text(value: Any, missing: str = MISSING) -> str:
     """Any read-model value as words: lists joined, flags yes/no, records as pairs."""
-    if value is None or value == "" or value == []:
+    if _missing(value):
         return missing
     if value is True:
         return "yes"
@@ -108,7 +128,20 @@ def text(value: Any, missing: str = MISSING) -> str:
 
 def humanize(code: Any) -> str:
     """``notified_late_without_reasons`` → "notified late without reasons"."""
-    return str(code).replace("_", " ").replace(".", " · ") if code is not None else MISSING
+    if _missing(code):
+        return MISSING
+    return str(code).replace("_", " ").replace(".", " · ")
+
+
+THRESHOLDS = {"48h": "48 hours after awareness", "60h": "60 hours after awareness",
+              "71h": "71 hours after awareness", "overdue": "overdue",
+              "due-7d": "7 days before the date", "due-1d": "1 day before the date",
+              "legal_overdue": "legal date passed", "raised": "finding raised"}
+
+
+def threshold(code: Any) -> str:
+    """An alert threshold (docs/alerts.md) in words."""
+    return THRESHOLDS.get(str(code), humanize(code))
 
 
 def duration(value: Any) -> str:
@@ -140,7 +173,7 @@ def retention(value: Any) -> str:
 env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(),
                   trim_blocks=True, lstrip_blocks=True)
 env.filters.update(when=when, text=text, humanize=humanize, duration=duration,
-                   retention=retention)
+                   retention=retention, threshold=threshold, times_in=times_in)
 env.globals.update(MISSING=MISSING, hours_left=hours_left)
 
 

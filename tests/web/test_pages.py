@@ -150,7 +150,10 @@ def test_finding_links_to_its_evidence_and_the_proof_verifies(browser: Any,
     for li, f in zip(shown, api, strict=True):
         links = [a.text for a in li.find_elements(By.CSS_SELECTOR, "a.evidence-link")]
         assert links == f["evidence"]
-        assert f["detail"] in li.text
+        detail = li.find_element(By.CSS_SELECTOR, ".detail")
+        assert detail.get_attribute("data-detail") == f["detail"]
+        if "Z," in f["detail"] or "Z " in f["detail"]:  # instants shown in the zone
+            assert detail.find_elements(By.TAG_NAME, "time") and "UTC" in detail.text
     first = shown[0].find_element(By.CSS_SELECTOR, "a.evidence-link")
     event_id = first.text
     first.click()

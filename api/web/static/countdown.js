@@ -44,6 +44,17 @@
   var state = document.getElementById("stream-state");
   var list = document.getElementById("alerts");
   if (!state || !list || !window.EventSource) return;
+  var WORDS = { "48h": "48 hours after awareness", "60h": "60 hours after awareness",
+                "71h": "71 hours after awareness", "due-7d": "7 days before the date",
+                "due-1d": "1 day before the date", "legal_overdue": "legal date passed",
+                "raised": "finding raised", "overdue": "overdue" };
+  function threshold(t) { return WORDS[t] || String(t || "").replace(/_/g, " "); }
+  function local(iso) {
+    var d = new Date(iso);
+    var opts = { dateStyle: "medium", timeStyle: "short", timeZone: state.dataset.tz || "UTC" };
+    return isNaN(d) ? iso : d.toLocaleString("en-GB", opts) +
+      " (" + iso.slice(11, 16) + " UTC)";
+  }
   var source = new EventSource(state.dataset.stream);
   source.onopen = function () { state.textContent = "Connected to the alert stream: new alerts appear here."; };
   source.onerror = function () { state.textContent = "Alert stream interrupted; reconnecting…"; };
@@ -54,12 +65,14 @@
     li.className = "alert-item";
     li.dataset.case = a.kind + ":" + a.case;
     li.dataset.threshold = a.threshold;
-    li.textContent = (a.threshold || "").replace(/_/g, " ") + " — " + (a.message || (a.kind + " " + a.case));
+    var message = (a.message || (a.kind + " " + a.case)).replace(
+      /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, local);
+    li.textContent = threshold(a.threshold) + " — " + message;
     list.insertBefore(li, list.firstChild);
     var row = table && table.querySelector('tr[data-case="' + CSS.escape(a.kind + ":" + a.case) + '"]');
     if (row) {
       var cell = row.querySelector(".latest-alert");
-      if (cell) cell.textContent = (a.threshold || "").replace(/_/g, " ") + " (" + a.emitted_at + ")";
+      if (cell) cell.textContent = threshold(a.threshold) + ", sent " + local(a.emitted_at);
       if (a.threshold === "overdue") row.classList.add("overdue");
     } else if (a.kind !== "finding") {
       var more = document.createElement("a");
