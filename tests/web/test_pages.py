@@ -29,7 +29,7 @@ from tests.web.conftest import HIDDEN, SEEN, Demo, shot
 
 C = SEEN[0]
 PAGES = ("", "deadlines", "findings", "rights-requests", "breaches", "ropa", "consents",
-         "events")
+         "events", "report")
 #: What a page for people must never show: Python or JSON spelling of values.
 RAW = re.compile(r"\b(True|False|None|null|true|false)\b|\[\"|\{\"")
 
@@ -276,8 +276,39 @@ def test_record_of_processing_matches_api(browser: Any, demo: Demo) -> None:
         assert "no — lacks" in card.text
 
 
+def test_consent_overview_matches_api(browser: Any, demo: Demo) -> None:
+    open_page(browser, demo, f"/c/{C}/consents")
+    r = httpx.get(f"{demo.url}/v1/controllers/{C}/consents",
+                  headers={"Authorization": f"Bearer {demo.auditor}"})
+    if r.status_code == 404:  # the overview route is not in this build: the page says so
+        assert "not in this build" in main_text(browser)
+        return
+    assert r.status_code == 200, r.text
+    api = r.json()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#consents tbody tr")
+    assert len(rows) == len(api["purposes"])
+    for row, p in zip(rows, api["purposes"], strict=True):
+        cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+        assert cells == [p["purpose"], *(str(p[k]) for k in (
+            "in_force", "withdrawn", "expired", "subjects", "given_events",
+            "withdrawn_events"))]
+    shot(browser, "consents")
+
+
+def test_the_report_opens_from_its_page(browser: Any, demo: Demo) -> None:
+    open_page(browser, demo, f"/c/{C}/report")
+    browser.find_element(By.CSS_SELECTOR, "form.report-form button").click()
+    wait(browser).until(EC.url_contains("/report/file"))
+    h1 = wait(browser).until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
+    assert "Accountability report" in h1.text
+    assert "Bedre Bedrift" in h1.text
+    assert foreign_resources(browser, demo) == []
+    shot(browser, "report")
+
+
 def test_another_controllers_pages_answer_404(browser: Any, demo: Demo) -> None:
     for path in (f"/c/{HIDDEN}", f"/c/{HIDDEN}/findings", f"/c/{HIDDEN}/events",
+                 f"/c/{HIDDEN}/report/file?format=json",
                  "/c/NO-DOES-NOT-EXIST/deadlines"):
         open_page(browser, demo, path)
         assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
