@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from ledger.clock import format_rfc3339
 from ledger.envelope import complete
 from ledger.signing import load_private_key
-from tests.web.conftest import HIDDEN, SEEN, Demo, shot
+from tests.web.conftest import HIDDEN, SEEN, SHOTS, Demo, shot
 
 C = SEEN[0]
 PAGES = ("", "deadlines", "findings", "rights-requests", "breaches", "ropa", "consents",
@@ -321,18 +321,29 @@ def test_another_controllers_pages_answer_404(browser: Any, demo: Demo) -> None:
     shot(browser, "not-found")
 
 
+def phone(browser: Any, height: int = 844) -> None:
+    """A 390 px wide phone screen (CDP device metrics: a desktop window cannot be made
+    narrower than about 500 px)."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 390, "height": height, "deviceScaleFactor": 1, "mobile": True})
+
+
 def test_usable_on_a_phone(browser: Any, demo: Demo) -> None:
-    size = browser.get_window_size()
-    browser.set_window_size(390, 844)
     try:
-        for slug in ("deadlines", "breaches", "findings"):
-            open_page(browser, demo, f"/c/{C}/{slug}")
+        phone(browser)
+        for slug in PAGES:
+            open_page(browser, demo, f"/c/{C}/{slug}" if slug else f"/c/{C}")
+            width = browser.execute_script("return window.innerWidth")
+            assert width == 390
             overflow = browser.execute_script(
                 "return document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, (slug, overflow)
-            shot(browser, f"phone-{slug}")
+            phone(browser, min(browser.execute_script(
+                "return document.documentElement.scrollHeight"), 4000))
+            browser.save_screenshot(str(SHOTS / f"phone-{slug or 'overview'}.png"))
+            phone(browser)
     finally:
-        browser.set_window_size(size["width"], size["height"])
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def test_keyboard_skip_link(browser: Any, demo: Demo) -> None:
