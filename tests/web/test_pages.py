@@ -235,6 +235,11 @@ def test_an_alert_arrives_on_the_board(browser: Any, demo: Demo) -> None:
         By.CSS_SELECTOR, f'#alerts li[data-case="breach:{bid}"]')}
     assert "71h" in thresholds or "48h" in thresholds, thresholds
     shot(browser, "deadlines-alert")
+    item.find_element(By.LINK_TEXT, "Reload the board to see this case.").click()
+    row = wait(browser).until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, f'#deadlines tr[data-case="breach:{bid}"]')))
+    assert re.fullmatch(r"0 h \d\d min \d\d s left",
+                        row.find_element(By.CSS_SELECTOR, ".countdown").text)
 
 
 def test_breach_register_timelines_and_hours_left(browser: Any, demo: Demo) -> None:

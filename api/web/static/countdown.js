@@ -77,7 +77,8 @@
     } else if (a.kind !== "finding") {
       var more = document.createElement("a");
       more.href = window.location.pathname;
-      more.textContent = " Reload the board to see this case.";
+      more.textContent = "Reload the board to see this case.";
+      li.appendChild(document.createTextNode(" "));
       li.appendChild(more);
     }
   });
