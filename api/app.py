@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import errors
+from api import errors, web
 from api.auth import Authenticator
 from api.metrics import Metrics
 from api.readside import open_read_side
@@ -158,6 +158,8 @@ def create_app(
         description="Signed, append-only evidence of GDPR accountability, with RFC 9162 "
         "proofs and offline-verifiable evidence bundles. See docs/api.md.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are api.web.apidocs: assets served locally
+        redoc_url=None,
     )
     app.state.ledger = ledger
     app.state.clock = clock
@@ -174,6 +176,8 @@ def create_app(
     errors.install(app)
     for module in (ingest, read, proofs, evidence, ops, alerts, webhooks):
         app.include_router(module.router)
+
+    web.install(app)  # auditor pages, /docs, /redoc, /static (docs/web.md)
 
     app.add_middleware(CountRequests, metrics=app.state.metrics)
 

@@ -41,6 +41,17 @@ class Authenticator:
             raise UNAUTHORIZED
         return key
 
+    def store_authenticate(self, token: str) -> ApiKey | None:
+        """The key of ``token`` or None (the sign-in form's path: same lookup)."""
+        with self._lock:
+            return self.store.authenticate(token)
+
+    def active(self, key_id: str) -> bool:
+        """Whether the key ``key_id`` still exists unrevoked (a web session checks it on
+        every page, so revoking a key signs its sessions out)."""
+        with self._lock:
+            return self.store.active(key_id)
+
 
 def require_role(key: ApiKey, roles: tuple[str, ...]) -> ApiKey:
     if key.role not in roles:

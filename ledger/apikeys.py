@@ -76,6 +76,12 @@ class ApiKeyStore:
             return None
         return ApiKey(row[0], row[2], tuple(c for c in row[3].split(",") if c))
 
+    def active(self, key_id: str) -> bool:
+        """Whether ``key_id`` names a key that is not revoked."""
+        row = self._db.execute("SELECT 1 FROM api_keys WHERE key_id=? AND revoked=0",
+                               (key_id,)).fetchone()
+        return row is not None
+
     def revoke(self, key_id: str) -> bool:
         cur = self._db.execute("UPDATE api_keys SET revoked=1 WHERE key_id=?", (key_id,))
         return cur.rowcount == 1

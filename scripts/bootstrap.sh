@@ -2,7 +2,8 @@
 # Install what auditledger needs on a fresh Debian machine: a Python venv with the package
 # (editable) and, with --full, what the test suite needs too (Java + Maven for the real
 # Kafka broker, Debian's PostgreSQL, ssh-agent and a Go-built litewitness for the witness
-# tests). Safe to run again: it only adds what is missing.
+# tests, Debian's Chromium and chromedriver for the browser tests). Safe to run again: it
+# only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,10 @@ if [ "$full" = 1 ]; then
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+  # The web pages' tests drive Debian's headless Chromium through Selenium (tests/web):
+  # the browser comes from apt, never from a download at test time.
+  { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } \
+    || apt_install chromium chromium-driver
   # Fetch the Kafka broker jars once, now, so a network problem shows here and not as a
   # test failure.
   (cd infra/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory=libs \
