@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what auditledger needs on a fresh Debian machine: a Python venv with the package
 # (editable) and, with --full, what the test suite needs too (Java + Maven for the real
-# Kafka broker, Debian's PostgreSQL). Safe to run again: it only adds what is missing.
+# Kafka broker, Debian's PostgreSQL, Go for the independent verifier). Safe to run again:
+# it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,15 @@ if [ "$full" = 1 ]; then
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+  # Go, for the independent verifier in tests/goverify (its go.mod needs Go 1.26+; the
+  # machine image ships it in /usr/local/go, Debian's golang-go is the fallback).
+  export PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null || apt_install golang-go
+  gov=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+  if [ "$(printf '1.26\n%s\n' "$gov" | sort -V | head -n1)" != 1.26 ]; then
+    echo "tests/goverify needs Go 1.26+ (found: ${gov:-none})" >&2
+    exit 1
+  fi
   # Fetch the Kafka broker jars once, now, so a network problem shows here and not as a
   # test failure.
   (cd infra/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory=libs \

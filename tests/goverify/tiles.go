@@ -130,7 +130,10 @@ func cmdTlog(r *Report, keys note.Verifiers, controller, url, apiKey, oldPath st
 	// Every entry, bundle by bundle, against the authenticated level-0 hashes.
 	entries := int64(0)
 	for start := int64(0); start < size; start += 1 << tileHeight {
-		w := min(size-start, 1<<tileHeight)
+		w := size - start
+		if w > 1<<tileHeight {
+			w = 1 << tileHeight
+		}
 		t := tlog.Tile{H: tileHeight, L: -1, N: start >> tileHeight, W: int(w)}
 		data, _, err := f.get(c2spPath(t))
 		if err != nil {
