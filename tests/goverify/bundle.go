@@ -29,19 +29,30 @@ const (
 type bundle struct {
 	r          *Report
 	members    map[string][]byte
+	duplicates []string
 	controller string
 }
 
 func (b *bundle) add(problem, detail string) { b.r.add(b.controller, problem, detail) }
 
-func readZip(path string) map[string][]byte {
+// readZip returns the members (directory entries are not members) and the names that
+// appear more than once (readers disagree on which one is meant).
+func readZip(path string) (map[string][]byte, []string) {
 	data := readFile(path)
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		fatal("%s: not an evidence bundle: %v", path, err)
 	}
 	out := map[string][]byte{}
+	var dups []string
 	for _, f := range zr.File {
+		if strings.HasSuffix(f.Name, "/") {
+			continue
+		}
+		if _, seen := out[f.Name]; seen {
+			dups = append(dups, f.Name)
+			continue
+		}
 		rc, err := f.Open()
 		if err != nil {
 			fatal("%s: %s: %v", path, f.Name, err)
@@ -53,7 +64,7 @@ func readZip(path string) map[string][]byte {
 		}
 		out[f.Name] = body
 	}
-	return out
+	return out, dups
 }
 
 func jsonLines(data []byte) [][]byte {
@@ -70,9 +81,14 @@ func jsonLines(data []byte) [][]byte {
 // and every member's digest, every checkpoint, consistency between consecutive ones,
 // and each event's leaf hash and inclusion proof against the last checkpoint.
 func cmdBundle(r *Report, keys note.Verifiers, path string) {
-	b := &bundle{r: r, members: readZip(path), controller: "?"}
+	b := &bundle{r: r, controller: "?"}
+	b.members, b.duplicates = readZip(path)
 	lines := b.checkManifest(keys)
 	if lines == nil {
+		return
+	}
+	if lines[0] == bundleFormat2 {
+		b.checkV2(keys, lines)
 		return
 	}
 	final, count := b.checkCheckpoints(keys)
@@ -104,13 +120,21 @@ func (b *bundle) checkManifest(keys note.Verifiers) []string {
 		return nil
 	}
 	lines := strings.Split(strings.TrimSuffix(n.Text, "\n"), "\n")
-	if len(lines) < 3 || lines[0] != bundleFormat1 {
-		b.add("bundle_manifest", fmt.Sprintf("%s: not a %s manifest", manifestNote, bundleFormat1))
+	first := 3 // the header lines before the member digests
+	if len(lines) > 0 && lines[0] == bundleFormat2 {
+		first = 6
+	}
+	if len(lines) < first || (lines[0] != bundleFormat1 && lines[0] != bundleFormat2) {
+		b.add("bundle_manifest", fmt.Sprintf("%s: not a %s or %s manifest", manifestNote,
+			bundleFormat1, bundleFormat2))
 		return nil
 	}
 	b.controller = lines[1]
+	for _, name := range b.duplicates {
+		b.add("duplicate_member", name+": more than one zip entry of this name")
+	}
 	listed := map[string]bool{}
-	for _, line := range lines[3:] {
+	for _, line := range lines[first:] {
 		digest, name, _ := strings.Cut(line, " ")
 		listed[name] = true
 		data, ok := b.members[name]

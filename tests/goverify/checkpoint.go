@@ -12,9 +12,20 @@ import (
 
 // Checkpoint is a C2SP tlog-checkpoint body: origin, tree size, root hash.
 type Checkpoint struct {
-	Origin string
-	Size   uint64
-	Root   []byte
+	Origin     string
+	Size       uint64
+	Root       []byte
+	Extensions []string // body lines after the root, e.g. "time 2026-…Z"
+}
+
+// Time is the value of the signed "time " extension line, "" when the note has none.
+func (c *Checkpoint) Time() string {
+	for _, e := range c.Extensions {
+		if v, ok := strings.CutPrefix(e, "time "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func newKeys(vkey string) (note.Verifiers, error) {
@@ -55,7 +66,12 @@ func openCheckpoint(msg []byte, keys note.Verifiers, wantOrigin string) (*Checkp
 	if err != nil || len(root) != 32 {
 		return nil, fmt.Errorf("checkpoint root is not base64 of 32 bytes")
 	}
-	return &Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
+	for _, e := range lines[3:] {
+		if e == "" {
+			return nil, fmt.Errorf("checkpoint has an empty extension line")
+		}
+	}
+	return &Checkpoint{Origin: lines[0], Size: size, Root: root, Extensions: lines[3:]}, nil
 }
 
 func cmdCheckpoint(r *Report, keys note.Verifiers, controller, path string) {
