@@ -326,9 +326,21 @@ func (b *bundle) checkV2(keys note.Verifiers, lines []string) {
 		}
 	}
 
+	// Counts in manifest.json (digested by the signed manifest). period_events needs
+	// occurred_at read as a time in the ledger's sense: not checked here.
+	var listed map[string]any
+	if json.Unmarshal(b.members["manifest.json"], &listed) == nil {
+		for name, n := range map[string]int{"events": len(events) + len(ctx),
+			"range_events": len(events), "context_events": len(ctx)} {
+			if v, ok := listed[name].(float64); !ok || int(v) != n {
+				b.add("count_mismatch", fmt.Sprintf("manifest.json: %s is %v, the bundle holds %d", name, listed[name], n))
+			}
+		}
+	}
+
 	summary := map[string]any{
-		"format": bundleFormat2, "range": []uint64{h.begin, h.end}, "events": len(events),
-		"context_events": len(ctx), "checkpoints": len(cps), "latest": h.last,
+		"format": bundleFormat2, "range": []uint64{h.begin, h.end}, "events": len(events) + len(ctx),
+		"range_events": len(events), "context_events": len(ctx), "checkpoints": len(cps), "latest": h.last,
 		"period": map[string]string{"from": h.from, "to": h.to},
 	}
 	if end != nil {
