@@ -227,7 +227,8 @@ def test_period_bundle_verifies_alike(goverify: Path, live: Live, period: bytes,
     assert (go["size"], go["root"], go["events"]) == (pyc["size"], pyc["root"], pyc["events"])
     if go["format"] == "auditledger-bundle/2":
         assert go["range"] == pyc["range"] and go["range"][0] >= 602
-        assert go["context_events"] == pyc["context_events"] == 2
+        # Administration events, and any earlier event the report cites.
+        assert go["context_events"] == pyc["context_events"] >= 2
 
 
 def test_duplicate_member(goverify: Path, live: Live, served: bytes, tmp_path: Path) -> None:
