@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install what auditledger needs on a fresh Debian machine: a Python venv with the package
 # (editable) and, with --full, what the test suite needs too (Java + Maven for the real
-# Kafka broker, Debian's PostgreSQL, ssh-agent and a Go-built litewitness for the witness
-# tests, Debian's Chromium and chromedriver for the browser tests). Safe to run again: it
-# only adds what is missing.
+# Kafka broker, Debian's PostgreSQL, Go for the independent verifier, ssh-agent and a
+# Go-built litewitness for the witness tests, Debian's Chromium and chromedriver for the
+# browser tests). Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,15 @@ if [ "$full" = 1 ]; then
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+  # Go, for the independent verifier in tests/goverify (its go.mod needs Go 1.26+; the
+  # machine image ships it in /usr/local/go, Debian's golang-go is the fallback).
+  export PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null || apt_install golang-go
+  gov=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+  if [ "$(printf '1.26\n%s\n' "$gov" | sort -V | head -n1)" != 1.26 ]; then
+    echo "tests/goverify needs Go 1.26+ (found: ${gov:-none})" >&2
+    exit 1
+  fi
   # The web pages' tests drive Debian's headless Chromium through Selenium (tests/web):
   # the browser comes from apt, never from a download at test time.
   { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } \

@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --full
 export CI="${CI:-true}"
 .venv/bin/ruff check .
+# The independent Go verifier (docs/tlog.md): modules from the Go module proxy,
+# pinned by go.mod and go.sum; tests/goverify/test_goverify.py runs the binary.
+export PATH="$PATH:/usr/local/go/bin"
+(cd tests/goverify && go vet . && go build -mod=readonly -o ../../build/goverify .)
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
 status=$?

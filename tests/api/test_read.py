@@ -25,6 +25,7 @@ def fill(path: str, controller: str, api: Api) -> tuple[str, dict[str, Any]]:
         "controller": controller,
         "event_id": (api.ids.get(controller) or ["00000000-0000-4000-8000-000000000000"])[0],
         "subject": "psn:abc",
+        "level": "0", "index": "000.p/1",  # tlog: the first leaf's partial tile
     }
     url = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values.get(m.group(1), "x"), path)
     params = {"from": "1"} if path.endswith("/consistency") else {}
