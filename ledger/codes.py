@@ -20,5 +20,8 @@ class Code(StrEnum):
 
 
 MAX_EVENT_BYTES = 64 * 1024
+#: The stored event (its canonical bytes with ``sig``) is also a C2SP tlog-tiles entry,
+#: whose length prefix is a uint16: at most 65,535 bytes.
+MAX_ENTRY_BYTES = 0xFFFF
 MAX_CLOCK_SKEW_SECONDS = 300
 MAX_BATCH = 1000

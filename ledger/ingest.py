@@ -30,7 +30,7 @@ import orjson
 
 from ledger.canonical import signed_and_unsigned
 from ledger.clock import Clock, format_rfc3339, parse_rfc3339
-from ledger.codes import MAX_CLOCK_SKEW_SECONDS, MAX_EVENT_BYTES, Code
+from ledger.codes import MAX_CLOCK_SKEW_SECONDS, MAX_ENTRY_BYTES, MAX_EVENT_BYTES, Code
 from ledger.encoding import b64
 from ledger.log.base import Log, Prepared, StaleLog, StoredEvent
 from ledger.registry import ADMIN, ADMIN_TYPES, Registry, RegistryError
@@ -206,6 +206,9 @@ class Ingestor:
         except RegistryError as exc:
             raise Rejected(exc.code, exc.detail) from None
         body, unsigned = signed_and_unsigned(env)
+        if len(body) > MAX_ENTRY_BYTES:
+            raise Rejected(Code.TOO_LARGE, f"the stored event (canonical, with sig) exceeds "
+                           f"{MAX_ENTRY_BYTES} bytes, a tlog-tiles entry's limit")
         message = DOMAIN + unsigned
         prepared = Prepared(
             env["event_id"], env["controller"], env["type"], env["producer"],

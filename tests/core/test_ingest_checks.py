@@ -36,6 +36,24 @@ def test_accepts_a_good_event(world: World) -> None:
     assert stored is not None and stored.event_id == res["event_id"]
 
 
+def test_stored_event_fits_a_tlog_entry(world: World) -> None:
+    """The stored bytes are a tlog-tiles entry (uint16 length): 65,535 bytes at most."""
+    from ledger.canonical import canonical_bytes
+    from ledger.codes import MAX_ENTRY_BYTES
+
+    def sized(n: int) -> dict:
+        blob = 60_000
+        for _ in range(3):  # the envelope around the blob has a fixed length
+            ev = world.event(data={"purposes": ["x"], "method": "m", "notice_version": "v",
+                                   "ext": {"blob": "a" * blob}})
+            blob += n - len(canonical_bytes(ev))
+        assert len(canonical_bytes(ev)) == n
+        return ev
+
+    assert_rejected(world, sized(MAX_ENTRY_BYTES + 1), "too_large")
+    assert submit_one(world, sized(MAX_ENTRY_BYTES))["status"] == "accepted"
+
+
 def test_malformed_json(world: World) -> None:
     assert_rejected(world, b'{"spec": "auditledger/1",', "malformed_json")
 
