@@ -197,3 +197,42 @@ def deadline_alerts(kind: str, deadline: str, due_at: datetime) -> list[dict[str
     else:
         pairs = [("legal_overdue", due_at)]
     return [{"threshold": n, "at": format_rfc3339(at)} for n, at in pairs]
+
+
+#: The kinds whose thresholds form a series towards one deadline (findings stand alone).
+SERIES_KINDS = ("breach", "rights_request")
+
+
+def series_of(kind: str, case_id: str, payload: dict[str, Any]) -> str | None:
+    """The deadline a threshold counts down to: ``kind:case|deadline|deadline_at``.
+
+    A breach's 48h … overdue share one series (``authority_due``); a rights request's
+    due-7d, due-1d, overdue share the ``binding_due`` series and ``legal_overdue`` is a
+    series of its own (missing the law is not the same as missing the promise). A moved
+    deadline is a new series. Findings have none (None): each is its own alert."""
+    if kind not in SERIES_KINDS or not payload.get("deadline_at"):
+        return None
+    return f"{kind}:{case_id}|{payload.get('deadline')}|{payload['deadline_at']}"
+
+
+def where_it_stands(planned: Iterable[Planned], now: datetime,
+                    seen: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """The ids of thresholds a case has already passed by when it is first seen, except
+    the latest: a case first seen overdue raises one ``overdue`` alert, not "7 days
+    left", "1 day left" and "overdue" at once.
+
+    ``seen`` holds the series (``series_of``) that already have alerts in the outbox:
+    those are not first seen, and their thresholds are emitted as usual (late, after
+    downtime — never skipped). Thresholds still ahead of ``now`` are untouched and fire
+    when reached. Pure: the caller marks the returned ids ``superseded``, so a restart,
+    which plans the same ids again, does not raise them either."""
+    passed: dict[str, list[Planned]] = {}
+    for p in planned:
+        s = series_of(p.kind, p.case_id, p.payload)
+        if s is not None and s not in seen and p.due_at <= now:
+            passed.setdefault(s, []).append(p)
+    out: set[str] = set()
+    for ps in passed.values():
+        latest = max(ps, key=lambda p: (p.due_at, p.id))
+        out.update(p.id for p in ps if p is not latest)
+    return out
