@@ -87,8 +87,10 @@ def sink_spec(kind: str, *, url: str | None = None, host: str | None = None,
     if username is not None and (not username or len(username) > 256
                                  or any(ch in username for ch in "\r\n")):
         raise ValueError("username: 1 to 256 characters, one line")
-    if password is not None and (not password or len(password) > 1024):
-        raise ValueError("password: 1 to 1024 characters")
+    if password is not None and (not password or len(password) > 1024
+                                 or not password.isascii() or not password.isprintable()):
+        # smtplib sends AUTH credentials as ASCII: anything else could never log in
+        raise ValueError("password: 1 to 1024 printable ASCII characters")
     if not sender or len(sender) > 254 or not ADDRESS_RE.match(sender):
         raise ValueError("from: one e-mail address (name@domain)")
     rcpts = list(to)

@@ -81,7 +81,7 @@ class EmailSink:
             reply = exc.smtp_error.decode(errors="replace") if isinstance(
                 exc.smtp_error, bytes) else str(exc.smtp_error)
             raise DeliveryError(f"SMTP {exc.smtp_code} {reply[:200]}") from None
-        except (smtplib.SMTPException, OSError) as exc:
+        except (smtplib.SMTPException, OSError, UnicodeError) as exc:
             raise DeliveryError(f"SMTP {type(exc).__name__}: {exc}") from None
         if refused:  # the others took it: delivered (a retry would repeat it to them)
             log.warning("alert %s: SMTP refused %s", alert["id"], sorted(refused))
