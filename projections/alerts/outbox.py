@@ -140,8 +140,7 @@ class Outbox:
         ids = {p.id for p in planned}
         kinds = tuple(scope) if scope is not None else ("breach", "rights_request", "finding")
         at = _ts(now)
-        series = {p.id: series_of(p.kind, p.case_id, p.payload) for p in planned}
-        wanted = sorted({s for s in series.values() if s is not None})
+        wanted = sorted({p.series for p in planned if p.series is not None})
         with self._tx() as c:
             seen: set[str] = set()
             for i in range(0, len(wanted), 500):
@@ -157,7 +156,7 @@ class Outbox:
                 " ON CONFLICT (id) DO UPDATE SET state='pending' WHERE state='cancelled'",
                 [(p.id, p.controller, p.kind, p.case_id, p.threshold, _ts(p.due_at),
                   "superseded" if p.id in skipped else "pending", at,
-                  orjson.dumps(p.payload, option=orjson.OPT_SORT_KEYS).decode(), series[p.id])
+                  orjson.dumps(p.payload, option=orjson.OPT_SORT_KEYS).decode(), p.series)
                  for p in planned])
             inserted = c.total_changes - before
             marks = ",".join("?" * len(kinds))
