@@ -382,7 +382,7 @@ class Outbox:
         """The controller's live receivers, public views only (no secret)."""
         rows = self._query("SELECT id, controller, kind, url, config, created_at FROM webhooks"
                            " WHERE controller=? AND deleted_at IS NULL"
-                           " AND (? IS NULL OR kind=?) ORDER BY created_at, id",
+                           " AND (? IS NULL OR kind=?) ORDER BY created_at, rowid",
                            (controller, kind, kind))
         return [public_view({"id": r[0], "controller": r[1], "kind": r[2], "url": r[3],
                              "config": orjson.loads(r[4]), "created_at": r[5]})
