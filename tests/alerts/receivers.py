@@ -20,14 +20,14 @@ from tests.conftest import free_port
 
 
 class SmtpReceiver:
-    """aiosmtpd on 127.0.0.1. With ``login`` set, AUTH (PLAIN/LOGIN) is offered without
+    """aiosmtpd on 127.0.0.1. With ``login`` set, AUTH PLAIN is offered without
     TLS (loopback only) and only that username/password is accepted."""
 
     def __init__(self, login: tuple[str, str] | None = None) -> None:
         self.login = login
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
-        self.auth_failures = 0
+        self.failed_logins = 0
         self.fail = False
         self.port = free_port()
         self._ctl: Controller | None = None
@@ -47,13 +47,16 @@ class SmtpReceiver:
         ok = (isinstance(auth_data, LoginPassword) and self.login is not None
               and (auth_data.login.decode(), auth_data.password.decode()) == self.login)
         if not ok:
-            self.auth_failures += 1
-        return AuthResult(success=ok)
+            self.failed_logins += 1
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 235 or 535
 
     def start(self) -> SmtpReceiver:
         kw: dict[str, Any] = {}
         if self.login is not None:
-            kw = {"authenticator": self._auth, "auth_require_tls": False}
+            # PLAIN only: smtplib would retry a refused login with LOGIN, which aiosmtpd
+            # answers by waiting for a continuation smtplib never sends
+            kw = {"authenticator": self._auth, "auth_require_tls": False,
+                  "auth_exclude_mechanism": ["LOGIN"]}
         self._ctl = Controller(self, hostname="127.0.0.1", port=self.port, **kw)
         self._ctl.start()
         return self
