@@ -63,7 +63,7 @@ def _scope(controller: str | None) -> list[str] | None:
 def list_alerts(
     data: DataOpt,
     state: Annotated[str | None, typer.Option(
-        help="pending | emitted | cancelled | dead | undelivered")] = None,
+        help="pending | emitted | cancelled | superseded | dead | undelivered")] = None,
     controller: ControllerOpt = None, limit: LimitOpt = 1000, as_json: JsonOpt = False,
 ) -> None:
     """Alerts in the outbox (emitted ones in send order, with their deliveries)."""
@@ -84,6 +84,7 @@ def upcoming(data: DataOpt, controller: ControllerOpt = None, limit: LimitOpt = 
     the outbox's pending ones."""
     from ledger.clock import SystemClock, format_rfc3339
     from projections.alerts.scheduler import plan_controller
+    from projections.alerts.thresholds import where_it_stands
     from projections.store import SQLiteStore
 
     ob = _outbox(data)
@@ -97,8 +98,13 @@ def upcoming(data: DataOpt, controller: ControllerOpt = None, limit: LimitOpt = 
                 for c in store.controllers():
                     if controller is not None and c != controller:
                         continue
-                    for p in plan_controller(store, c, SystemClock()):
-                        if p.id in known:
+                    clock = SystemClock()
+                    plans = plan_controller(store, c, clock)
+                    # what the scheduler will supersede when it first sees these cases
+                    skip = where_it_stands(plans, clock.now(), ob.seen_series(
+                        p.series for p in plans if p.series is not None))
+                    for p in plans:
+                        if p.id in known or p.id in skip:
                             continue
                         items[p.id] = {"id": p.id, "seq": None, "controller": c,
                                        "kind": p.kind, "case": p.case_id,

@@ -142,13 +142,7 @@ class Outbox:
         at = _ts(now)
         wanted = sorted({p.series for p in planned if p.series is not None})
         with self._tx() as c:
-            seen: set[str] = set()
-            for i in range(0, len(wanted), 500):
-                chunk = wanted[i:i + 500]
-                seen.update(r[0] for r in c.execute(
-                    f"SELECT DISTINCT series FROM alerts WHERE series IN"
-                    f" ({','.join('?' * len(chunk))})", chunk))
-            skipped = where_it_stands(planned, now, seen)
+            skipped = where_it_stands(planned, now, self._seen(c, wanted))
             before = c.total_changes
             c.executemany(
                 "INSERT INTO alerts (id, controller, kind, case_id, threshold, due_at, state,"
@@ -165,6 +159,21 @@ class Outbox:
             gone = [(r[0],) for r in rows if r[0] not in ids]
             c.executemany("UPDATE alerts SET state='cancelled' WHERE id=?", gone)
         return inserted, len(gone)
+
+    @staticmethod
+    def _seen(c: sqlite3.Connection, series: Sequence[str]) -> set[str]:
+        seen: set[str] = set()
+        for i in range(0, len(series), 500):
+            chunk = list(series[i:i + 500])
+            seen.update(r[0] for r in c.execute(
+                f"SELECT DISTINCT series FROM alerts WHERE series IN"
+                f" ({','.join('?' * len(chunk))})", chunk))
+        return seen
+
+    def seen_series(self, series: Iterable[str]) -> set[str]:
+        """Which of these series already have alerts (``where_it_stands``' ``seen``)."""
+        with self._lock:
+            return self._seen(self._db, sorted(set(series)))
 
     # -- emission ------------------------------------------------------------------------
 
