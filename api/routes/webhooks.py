@@ -24,7 +24,6 @@ from api.deps import CurrentKey, LedgerDep, controller_exists
 from api.errors import ApiError, not_found
 from api.routes.alerts import alert_state
 from api.schemas import Error
-from projections.alerts.sinks.config import MAX_RECIPIENTS, sink_spec
 
 
 class SharedAllowRoute(APIRoute):
@@ -78,8 +77,10 @@ class EmailIn(BaseModel):
     password: str | None = Field(None, min_length=1, max_length=1024, description=(
         "Stored for sending, never returned or listed."))
     sender: str = Field(alias="from", min_length=3, max_length=254)
+    # 50 = ``sinks.config.MAX_RECIPIENTS``, which ``sink_spec`` enforces (imported lazily:
+    # the API runs without the projections package)
     to: list[Annotated[str, Field(min_length=3, max_length=254)]] = Field(
-        min_length=1, max_length=MAX_RECIPIENTS)
+        min_length=1, max_length=50)
     base_url: BaseUrl = None
 
 
@@ -172,6 +173,9 @@ AdminController = Annotated[str, Depends(admin_controller)]
                               "not JSON"}})
 def create_webhook(controller: AdminController, body: Annotated[ReceiverIn, Body()],
                    request: Request) -> dict[str, Any]:
+    st = alert_state(request)  # 503 without the projections package
+    from projections.alerts.sinks.config import sink_spec
+
     try:
         if isinstance(body, EmailIn):
             spec = sink_spec("email", host=body.host, port=body.port, security=body.security,
@@ -183,7 +187,6 @@ def create_webhook(controller: AdminController, body: Annotated[ReceiverIn, Body
             spec = sink_spec("webhook", url=body.url)
     except ValueError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
-    st = alert_state(request)
     return st.outbox.add_sink(controller, spec, st.clock.now())
 
 
