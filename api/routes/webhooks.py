@@ -25,6 +25,18 @@ from api.errors import ApiError, not_found
 from api.routes.alerts import alert_state
 from api.schemas import Error
 
+try:  # the receivers' rules, shared with the CLI (the API also runs without projections/)
+    from projections.alerts.sinks.config import (
+        ADDRESS_PATTERN,
+        HOST_PATTERN,
+        MAX_RECIPIENTS,
+        PASSWORD_PATTERN,
+        USERNAME_PATTERN,
+    )
+except ImportError:  # pragma: no cover - then every receiver route answers 503
+    ADDRESS_PATTERN = HOST_PATTERN = PASSWORD_PATTERN = USERNAME_PATTERN = r"^.+$"
+    MAX_RECIPIENTS = 50
+
 
 class SharedAllowRoute(APIRoute):
     """Starlette answers 405 from the first route whose path matches and names only that
@@ -65,22 +77,24 @@ BaseUrl = Annotated[str | None, Field(max_length=2000, pattern=URL_PATTERN, desc
     "Where the auditor pages are served: messages link to the case there."))]
 
 
+class SmtpLogin(BaseModel):
+    username: str = Field(max_length=256, pattern=USERNAME_PATTERN)
+    password: str = Field(max_length=1024, pattern=PASSWORD_PATTERN, description=(
+        "Printable ASCII. Stored for sending, never returned or listed."))
+
+
 class EmailIn(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     kind: Literal["email"]
-    host: str = Field(min_length=1, max_length=253, description="SMTP server.")
+    host: str = Field(max_length=253, pattern=HOST_PATTERN, description="SMTP server.")
     port: int | None = Field(None, ge=1, le=65535, description=(
         "Default 587 (starttls), 465 (ssl), 25 (none)."))
     security: Literal["starttls", "ssl", "none"] = "starttls"
-    username: str | None = Field(None, min_length=1, max_length=256)
-    password: str | None = Field(None, min_length=1, max_length=1024, description=(
-        "Stored for sending, never returned or listed."))
-    sender: str = Field(alias="from", min_length=3, max_length=254)
-    # 50 = ``sinks.config.MAX_RECIPIENTS``, which ``sink_spec`` enforces (imported lazily:
-    # the API runs without the projections package)
-    to: list[Annotated[str, Field(min_length=3, max_length=254)]] = Field(
-        min_length=1, max_length=50)
+    login: SmtpLogin | None = Field(None, description="SMTP AUTH; none: send without.")
+    sender: str = Field(alias="from", max_length=254, pattern=ADDRESS_PATTERN)
+    to: list[Annotated[str, Field(max_length=254, pattern=ADDRESS_PATTERN)]] = Field(
+        min_length=1, max_length=MAX_RECIPIENTS)
     base_url: BaseUrl = None
 
 
@@ -179,7 +193,8 @@ def create_webhook(controller: AdminController, body: Annotated[ReceiverIn, Body
     try:
         if isinstance(body, EmailIn):
             spec = sink_spec("email", host=body.host, port=body.port, security=body.security,
-                             username=body.username, password=body.password,
+                             username=body.login.username if body.login else None,
+                             password=body.login.password if body.login else None,
                              sender=body.sender, to=body.to, base_url=body.base_url)
         elif isinstance(body, ChatIn):
             spec = sink_spec(body.kind, url=body.url, base_url=body.base_url)

@@ -144,7 +144,8 @@ def test_email_and_chat_receivers_never_show_their_secrets(api: Api):
     slack_url = "https://hooks.slack.com/services/T0/B0/sl4ck-t0ken"
     teams_url = "https://prod.westeurope.logic.azure.com/workflows/x/paths/invoke?sig=t34ms"
     bodies = [
-        {"kind": "email", "host": "smtp.example.no", "username": "dpo", "password": "pw-9f3k",
+        {"kind": "email", "host": "smtp.example.no",
+         "login": {"username": "dpo", "password": "pw-9f3k"},
          "from": "alerts@example.no", "to": ["dpo@example.no"],
          "base_url": "https://ledger.example.no"},
         {"kind": "slack", "url": slack_url},
@@ -157,8 +158,8 @@ def test_email_and_chat_receivers_never_show_their_secrets(api: Api):
         assert "secret" not in r.json() and "password" not in r.json()
         made.append(r.json())
     email, slack, teams = made
-    assert (email["port"], email["security"], email["from"], email["to"]) == (
-        587, "starttls", "alerts@example.no", ["dpo@example.no"])
+    assert (email["port"], email["security"], email["from"], email["to"], email["username"]
+            ) == (587, "starttls", "alerts@example.no", ["dpo@example.no"], "dpo")
     assert (slack["host"], teams["host"]) == ("hooks.slack.com",
                                               "prod.westeurope.logic.azure.com")
     assert teams["base_url"] == "https://ledger.example.no"
@@ -185,7 +186,9 @@ def test_email_and_chat_receivers_never_show_their_secrets(api: Api):
                 {"kind": "email", "host": "h", "from": "a@b.no", "to": []},
                 {"kind": "email", "host": "h", "from": "a@b.no", "to": ["x@y\r\nBcc: z@q"]},
                 {"kind": "email", "host": "h", "from": "a@b.no", "to": ["a@b.no"],
-                 "username": "u"},
+                 "login": {"username": "u"}},
+                {"kind": "email", "host": "h", "from": "a@b.no", "to": ["a@b.no"],
+                 "login": {"username": "u", "password": "p\u00e4ss"}},
                 {"kind": "email", "host": "h", "from": "a@b.no", "to": ["a@b.no"],
                  "port": 0},
                 {"kind": "slack", "url": "ftp://x"}, {"kind": "teams"},

@@ -32,8 +32,12 @@ DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 #: An absolute http(s) URL with a host and no white space (the webhook routes' pattern).
 URL_RE = re.compile(r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+([/?#]\S*)?$")
 #: One mailbox, no display name, nothing that could break a header (CR, LF, commas).
-ADDRESS_RE = re.compile(r"^[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9.-]+$")
-HOST_RE = re.compile(r"^[A-Za-z0-9.:\[\]-]{1,253}$")
+ADDRESS_PATTERN = r"^[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9.-]+$"
+HOST_PATTERN = r"^[A-Za-z0-9.:\[\]-]{1,253}$"
+#: A login name on one line; a password of printable ASCII (what smtplib can send).
+USERNAME_PATTERN = r"^[^\r\n]{1,256}$"
+PASSWORD_PATTERN = r"^[ -~]{1,1024}$"
+ADDRESS_RE, HOST_RE = re.compile(ADDRESS_PATTERN), re.compile(HOST_PATTERN)
 MAX_URL = 2000
 MAX_RECIPIENTS = 50
 
@@ -84,11 +88,9 @@ def sink_spec(kind: str, *, url: str | None = None, host: str | None = None,
         raise ValueError("port: 1 to 65535")
     if (username is None) != (password is None):
         raise ValueError("username: give both username and password, or neither")
-    if username is not None and (not username or len(username) > 256
-                                 or any(ch in username for ch in "\r\n")):
+    if username is not None and not re.match(USERNAME_PATTERN, username):
         raise ValueError("username: 1 to 256 characters, one line")
-    if password is not None and (not password or len(password) > 1024
-                                 or not password.isascii() or not password.isprintable()):
+    if password is not None and not re.match(PASSWORD_PATTERN, password):
         # smtplib sends AUTH credentials as ASCII: anything else could never log in
         raise ValueError("password: 1 to 1024 printable ASCII characters")
     if not sender or len(sender) > 254 or not ADDRESS_RE.match(sender):
