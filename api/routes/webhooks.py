@@ -31,10 +31,12 @@ try:  # the receivers' rules, shared with the CLI (the API also runs without pro
         HOST_PATTERN,
         MAX_RECIPIENTS,
         PASSWORD_PATTERN,
+        URL_PATTERN,
         USERNAME_PATTERN,
     )
 except ImportError:  # pragma: no cover - then every receiver route answers 503
     ADDRESS_PATTERN = HOST_PATTERN = PASSWORD_PATTERN = USERNAME_PATTERN = r"^.+$"
+    URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://.+$"
     MAX_RECIPIENTS = 50
 
 
@@ -61,15 +63,14 @@ router = APIRouter(tags=["alerts"], route_class=SharedAllowRoute,
                               404: {"model": Error}, 422: {"model": Error}})
 
 
-#: What a webhook URL must be: absolute http or https with a host, no white space.
-URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+([/?#]\S*)?$"
 
 
 class WebhookIn(BaseModel):
     kind: Literal["webhook"] = Field("webhook", description="A signed webhook (default).")
     url: str = Field(max_length=2000, pattern=URL_PATTERN, description=(
         "The URL that receives POSTed alerts: absolute `http://` or `https://` with a"
-        " host, no white space, at most 2000 characters (schema pattern). Anything else"
+        " host, no space or control character, at most 2000 characters (schema"
+        " pattern). Anything else"
         " answers 422 `invalid_request`."))
 
 

@@ -129,7 +129,13 @@ class Deliverer:
         """One attempt of one delivery; True when delivered."""
         self.attempts += 1
         alert = self.outbox.get(alert_id)
-        sink = self._sink(sink_name)
+        try:
+            sink = self._sink(sink_name)
+        except Exception as exc:  # a stored receiver no sink can be built from
+            log.error("alert delivery %s -> %s: %s", alert_id, sink_name, type(exc).__name__)
+            self.outbox.failed(alert_id, sink_name, f"bad receiver: {type(exc).__name__}",
+                               None)
+            return False
         if alert is None or sink is None:
             self.outbox.cancel_delivery(alert_id, sink_name, "sink no longer configured")
             return False

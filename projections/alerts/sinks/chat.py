@@ -18,12 +18,12 @@ channel was archived) is dead at once — the same rules as the signed webhook.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from projections.alerts.sinks import DeliveryError
+from projections.alerts.sinks.config import host_of
 from projections.alerts.sinks.text import Readable, readable
 from projections.alerts.sinks.webhook import ID_HEADER, TIMEOUT_S
 
@@ -83,7 +83,7 @@ class _ChatSink:
     def __init__(self, url: str, base_url: str | None = None,
                  client: httpx.Client | None = None, timeout_s: float = TIMEOUT_S) -> None:
         self._url, self.base_url = url, base_url
-        self.host = urlsplit(url).hostname or "?"
+        self.host = host_of(url)
         self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
         self._own = client is None
 
@@ -93,9 +93,13 @@ class _ChatSink:
     def deliver(self, alert: dict[str, Any], body: bytes) -> None:
         data = orjson.dumps(self.payload(alert, self.base_url))
         try:
-            r = self._client.post(self._url, content=data, headers={
+            req = self._client.build_request("POST", self._url, content=data, headers={
                 "Content-Type": "application/json", ID_HEADER: alert["id"],
                 "User-Agent": "auditledger-alerts/1"})
+        except Exception:  # a URL httpx cannot send (bad IDNA host, …): no retry can help
+            raise DeliveryError(f"{self.name}: invalid URL", permanent=True) from None
+        try:
+            r = self._client.send(req)
         except httpx.HTTPError as exc:
             # httpx messages may quote the URL; name the error type and the host only
             raise DeliveryError(f"{self.name} {self.host}: {type(exc).__name__}") from None
