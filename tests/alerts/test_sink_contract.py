@@ -7,6 +7,7 @@ again after a restart, and no secret in ``last_error``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -70,7 +71,9 @@ class SinkContract:
         assert outbox.webhooks(CID)[0]["kind"] == self.kind
 
     def test_retries_after_failure_and_connection_refused(
-            self, outbox: Outbox, clock: FixedClock, rx: Any):
+            self, outbox: Outbox, clock: FixedClock, rx: Any,
+            caplog: pytest.LogCaptureFixture):
+        caplog.set_level(logging.DEBUG)  # everything any library logs on the way
         self.register(outbox, rx)
         (aid,) = plan(outbox, 1)
         outbox.emit_due(NOW)
@@ -92,6 +95,8 @@ class SinkContract:
         assert d.run_once() == 1
         assert rx.ids() == [aid]
         assert outbox.alerts("undelivered") == []
+        assert caplog.records  # httpx / aiosmtpd did log: and no secret in it
+        assert all(s not in caplog.text for s in self.secrets(rx)), caplog.text[-2000:]
 
     def test_dead_letter_after_max_attempts(self, outbox: Outbox, clock: FixedClock, rx: Any):
         self.register(outbox, rx)

@@ -9,7 +9,7 @@
   ``application/vnd.microsoft.card.adaptive`` (card version 1.4); they answer ``202``.
 
 The URL is the credential: it is kept out of every error message (``last_error`` is
-listed by the API), which names only the host.
+listed by the API), which names only the host, and out of httpx's own request log.
 
 2xx = delivered; anything else is retried by the ``Deliverer``, a 410 Gone (Slack: the
 channel was archived) is dead at once — the same rules as the signed webhook.
@@ -17,6 +17,8 @@ channel was archived) is dead at once — the same rules as the signed webhook.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 import httpx
@@ -26,6 +28,31 @@ from projections.alerts.sinks import DeliveryError
 from projections.alerts.sinks.config import host_of
 from projections.alerts.sinks.text import Readable, readable
 from projections.alerts.sinks.webhook import ID_HEADER, TIMEOUT_S
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO (``HTTP Request: POST <url> …``); for a
+    chat receiver that URL is the credential. Replaces it with its host in such records,
+    whatever the log level an operator sets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: dict[str, str] = {}  # str(httpx.URL) -> what to print instead
+
+    def add(self, url: str) -> None:
+        # a URL httpx cannot parse is never requested, so never logged
+        with contextlib.suppress(Exception):
+            self.urls[str(httpx.URL(url))] = f"<{host_of(url)} incoming-webhook URL>"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.urls and isinstance(record.args, tuple):
+            record.args = tuple(self.urls.get(str(a), a) if isinstance(a, httpx.URL) else a
+                                for a in record.args)
+        return True
+
+
+_REDACT = _RedactUrls()
+logging.getLogger("httpx").addFilter(_REDACT)
 
 
 def _mrkdwn(s: str) -> str:
@@ -84,6 +111,7 @@ class _ChatSink:
                  client: httpx.Client | None = None, timeout_s: float = TIMEOUT_S) -> None:
         self._url, self.base_url = url, base_url
         self.host = host_of(url)
+        _REDACT.add(url)
         self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
         self._own = client is None
 
