@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
+import ssl
 import threading
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,12 +23,47 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from tests.conftest import free_port
 
 
-class SmtpReceiver:
-    """aiosmtpd on 127.0.0.1. With ``login`` set, AUTH PLAIN is offered without
-    TLS (loopback only) and only that username/password is accepted."""
+def self_signed(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A certificate for 127.0.0.1 made now (cryptography), as a server context and the
+    PEM file a client trusts (``SSL_CERT_FILE``)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
 
-    def __init__(self, login: tuple[str, str] | None = None) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    crt, pem = directory / "smtp.crt", directory / "smtp.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(crt, pem)
+    return ctx, crt
+
+
+class SmtpReceiver:
+    """aiosmtpd on 127.0.0.1. With ``login`` set, AUTH PLAIN is offered (without TLS
+    too: loopback only) and only that username/password is accepted. ``tls``:
+    ``starttls`` (the server requires STARTTLS) or ``ssl`` (implicit TLS) with the
+    server context ``context``."""
+
+    def __init__(self, login: tuple[str, str] | None = None, tls: str | None = None,
+                 context: ssl.SSLContext | None = None) -> None:
         self.login = login
+        self.tls, self.context = tls, context
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.failed_logins = 0
@@ -57,6 +96,10 @@ class SmtpReceiver:
             # answers by waiting for a continuation smtplib never sends
             kw = {"authenticator": self._auth, "auth_require_tls": False,
                   "auth_exclude_mechanism": ["LOGIN"]}
+        if self.tls == "starttls":
+            kw |= {"tls_context": self.context, "require_starttls": True}
+        elif self.tls == "ssl":
+            kw |= {"ssl_context": self.context}
         self._ctl = Controller(self, hostname="127.0.0.1", port=self.port, **kw)
         self._ctl.start()
         return self

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from projections.alerts.sinks.email import EmailSink
 from projections.alerts.sinks.text import readable, span
 from projections.alerts.thresholds import Planned, alert_id
 from tests.alerts.alerting import CID, NOW
-from tests.alerts.receivers import JsonReceiver, SmtpReceiver
+from tests.alerts.receivers import JsonReceiver, SmtpReceiver, self_signed
 
 DUE = NOW + timedelta(days=1, hours=3)  # 2026-12-02T12:00Z = 13:00 in Oslo
 BASE = "https://ledger.example.no"
@@ -102,6 +103,28 @@ def test_wrong_smtp_password_is_a_failed_attempt_that_does_not_show_it(outbox: O
         assert str(err.value).startswith("SMTP 535") and "wrong-pw-123" not in str(err.value)
         assert not err.value.permanent and rx.failed_logins == 1 and rx.messages == []
         assert "wrong-pw-123" not in repr(sink)
+    finally:
+        rx.stop()
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_email_over_tls_verifies_the_server_certificate(
+        security: str, outbox: Outbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    ctx, crt = self_signed(tmp_path)
+    rx = SmtpReceiver(login=("dpo", "pw-2"), tls=security, context=ctx).start()
+    try:
+        a = emit_request_alert(outbox)
+        sink = EmailSink("127.0.0.1", rx.port, security, "a@example.no", ["b@example.no"],
+                         "dpo", "pw-2", timeout_s=5)
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-certs"))
+        with pytest.raises(DeliveryError) as err:  # not trusted: nothing sent
+            sink.deliver(a, b"")
+        assert "CERTIFICATE_VERIFY_FAILED" in str(err.value) and rx.messages == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(crt))  # the operator's trust store
+        sink.deliver(a, b"")
+        (msg,) = rx.messages
+        assert msg["X-Auditledger-Alert-Id"] == a["id"] and rx.failed_logins == 0
     finally:
         rx.stop()
 
