@@ -181,6 +181,9 @@ def webhook_add(
     url: Annotated[str | None, typer.Option(help=(
         "webhook: where alerts are POSTed; slack/teams: the incoming-webhook URL (a "
         "secret: stored, never listed)."))] = None,
+    url_file: Annotated[Path | None, typer.Option(help=(
+        "slack/teams: a file holding the URL, to keep it out of the shell history."))
+                        ] = None,
     smtp_host: Annotated[str | None, typer.Option(help="email: the SMTP server.")] = None,
     smtp_port: Annotated[int | None, typer.Option(
         help="email: default 587 (starttls), 465 (ssl), 25 (none).")] = None,
@@ -199,12 +202,19 @@ def webhook_add(
                         ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a receiver. A webhook's signing secret is printed once; the e-mail
-    password and chat URLs are stored in DIR/alerts.sqlite and never printed again."""
+    """Register a receiver. A webhook's signing secret is printed once; e-mail
+    passwords and chat URLs are kept in DIR/alerts.sqlite and never printed."""
     import os
 
     from projections.alerts.sinks.config import sink_spec
 
+    if url_file is not None:
+        if url is not None:
+            _fail("--url-file: give --url or --url-file, not both")
+        try:
+            url = url_file.read_text().strip()
+        except OSError as exc:
+            _fail(f"--url-file: {exc.strerror or exc}")
     password = os.environ.get("AUDITLEDGER_SMTP_PASSWORD") if smtp_user else None
     if smtp_password_file is not None:
         try:

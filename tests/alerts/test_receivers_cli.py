@@ -44,7 +44,8 @@ def test_add_list_remove_every_kind(data: Path, tmp_path: Path):
                "legal@example.no", "--base-url", "https://ledger.example.no")
     assert (mail["port"], mail["to"], mail["username"]) == (
         587, ["dpo@example.no", "legal@example.no"], "dpo")
-    human = run("add", *d, "--kind", "slack", "--url", SLACK)
+    (tmp_path / "slack").write_text(SLACK + "\n")
+    human = run("add", *d, "--kind", "slack", "--url-file", str(tmp_path / "slack"))
     assert human.returncode == 0 and "v3ry-s3cret-slack" not in human.stdout
     assert "slack receiver" in human.stdout and "hooks.slack.com" in human.stdout
     listed = cli("alerts", "webhook", "list", *d)["items"]
