@@ -36,7 +36,8 @@ class Readable:
         lines += [f"{(k + ':').ljust(width)} {v}" for k, v in self.facts]
         if self.link:
             lines += ["", f"Open: {self.link}"]
-        lines += ["", "Sent by auditledger. Receivers dedupe on the alert id."]
+        lines += ["", "Sent by auditledger. A message with the same alert id is a repeat of this"
+                  " alert, not a new one."]
         return "\n".join(lines) + "\n"
 
 
