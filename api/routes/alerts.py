@@ -104,15 +104,17 @@ def visible(key: ApiKey, controller: str | None) -> list[str] | None:
     return None if key.role == "admin" else list(key.controllers)
 
 
-STATES = ("pending", "emitted", "cancelled", "dead", "undelivered")
-State = Literal["pending", "emitted", "cancelled", "dead", "undelivered"]
+STATES = ("pending", "emitted", "cancelled", "superseded", "dead", "undelivered")
+State = Literal["pending", "emitted", "cancelled", "superseded", "dead", "undelivered"]
 
 
 @router.get("/v1/alerts", summary="Alerts in the outbox, with their deliveries")
 def list_alerts(
     request: Request, key: Reader,
     state: Annotated[State | None, Query(description="dead = a delivery was dead-lettered;"
-                                         " undelivered = a delivery still pending.")] = None,
+                                         " undelivered = a delivery still pending;"
+                                         " superseded = a threshold the case had passed"
+                                         " when first seen, never sent.")] = None,
     controller: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description=(
         "Only alerts with seq > after: an integer 0 to 2^63-1 (else 422 `invalid_request`)."

@@ -1,4 +1,5 @@
-"""``auditledger alerts list|upcoming|dead --data DIR [--json]``.
+"""``auditledger alerts list|upcoming|dead --data DIR [--json]`` and ``auditledger alerts
+webhook add|list|remove --data DIR --controller C`` (receivers of every kind).
 
 Reads the outbox (``DIR/alerts.sqlite``) that ``auditledger serve`` fills; ``upcoming``
 also plans from the read models in DIR, so it answers before the server ever ran (then
@@ -62,7 +63,7 @@ def _scope(controller: str | None) -> list[str] | None:
 def list_alerts(
     data: DataOpt,
     state: Annotated[str | None, typer.Option(
-        help="pending | emitted | cancelled | dead | undelivered")] = None,
+        help="pending | emitted | cancelled | superseded | dead | undelivered")] = None,
     controller: ControllerOpt = None, limit: LimitOpt = 1000, as_json: JsonOpt = False,
 ) -> None:
     """Alerts in the outbox (emitted ones in send order, with their deliveries)."""
@@ -83,6 +84,7 @@ def upcoming(data: DataOpt, controller: ControllerOpt = None, limit: LimitOpt = 
     the outbox's pending ones."""
     from ledger.clock import SystemClock, format_rfc3339
     from projections.alerts.scheduler import plan_controller
+    from projections.alerts.thresholds import where_it_stands
     from projections.store import SQLiteStore
 
     ob = _outbox(data)
@@ -96,8 +98,13 @@ def upcoming(data: DataOpt, controller: ControllerOpt = None, limit: LimitOpt = 
                 for c in store.controllers():
                     if controller is not None and c != controller:
                         continue
-                    for p in plan_controller(store, c, SystemClock()):
-                        if p.id in known:
+                    clock = SystemClock()
+                    plans = plan_controller(store, c, clock)
+                    # what the scheduler will supersede when it first sees these cases
+                    skip = where_it_stands(plans, clock.now(), ob.seen_series(
+                        p.series for p in plans if p.series is not None))
+                    for p in plans:
+                        if p.id in known or p.id in skip:
                             continue
                         items[p.id] = {"id": p.id, "seq": None, "controller": c,
                                        "kind": p.kind, "case": p.case_id,
@@ -123,3 +130,165 @@ def dead(data: DataOpt, controller: ControllerOpt = None, limit: LimitOpt = 1000
     finally:
         ob.close()
     _emit(items, as_json)
+
+
+# -- receivers: auditledger alerts webhook add|list|remove --------------------------------
+
+webhook_app = typer.Typer(
+    help="Where a controller's alerts go: signed webhooks, e-mail (SMTP), Slack, Teams.",
+    no_args_is_help=True)
+alerts_app.add_typer(webhook_app, name="webhook")
+
+ControllerReq = Annotated[str, typer.Option(help="The controller whose alerts these are.")]
+KindOpt = Annotated[str, typer.Option(help="webhook | email | slack | teams")]
+
+
+def _receivers(data: Path, controller: str) -> Any:
+    """The outbox, once the controller is known to the ledger (like the HTTP routes:
+    registered, or with events in its log)."""
+    from ledger.config import ConfigError
+    from ledger.service import Ledger
+
+    ob = _outbox(data)
+    try:
+        ledger = Ledger.open(data)
+    except (ConfigError, OSError) as exc:
+        ob.close()
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    try:
+        known = (controller in ledger.registry.controllers
+                 or ledger.log.size(controller) > 0)
+    finally:
+        ledger.close()
+    if not known:
+        ob.close()
+        _fail(f"unknown controller: {controller}")
+    return ob
+
+
+def _target(r: dict[str, Any]) -> str:
+    if r["kind"] == "webhook":
+        return r["url"]
+    if r["kind"] == "email":
+        return (f"{r['host']}:{r['port']} ({r['security']}) {r['from']} -> "
+                f"{', '.join(r['to'])}")
+    return f"{r['host']} (URL kept secret)"
+
+
+@webhook_app.command("add")
+def webhook_add(
+    data: DataOpt, controller: ControllerReq, kind: KindOpt = "webhook",
+    url: Annotated[str | None, typer.Option(help=(
+        "webhook: where alerts are POSTed; slack/teams: the incoming-webhook URL (a "
+        "secret: stored, never listed)."))] = None,
+    url_file: Annotated[Path | None, typer.Option(help=(
+        "slack/teams: a file holding the URL, to keep it out of the shell history."))
+                        ] = None,
+    smtp_host: Annotated[str | None, typer.Option(help="email: the SMTP server.")] = None,
+    smtp_port: Annotated[int | None, typer.Option(
+        help="email: default 587 (starttls), 465 (ssl), 25 (none).")] = None,
+    smtp_security: Annotated[str, typer.Option(help="email: starttls | ssl | none")
+                             ] = "starttls",
+    smtp_user: Annotated[str | None, typer.Option(help="email: login name.")] = None,
+    smtp_password_file: Annotated[Path | None, typer.Option(help=(
+        "email: a file holding the password (or set AUDITLEDGER_SMTP_PASSWORD); never "
+        "on the command line."))] = None,
+    sender: Annotated[str | None, typer.Option("--from", help="email: From address.")
+                      ] = None,
+    to: Annotated[list[str] | None, typer.Option(
+        "--to", help="email: a recipient (repeat for several).")] = None,
+    base_url: Annotated[str | None, typer.Option(help=(
+        "email/slack/teams: where the auditor pages are served, to link the case."))
+                        ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a receiver. A webhook's signing secret is printed once; e-mail
+    passwords and chat URLs are kept in DIR/alerts.sqlite and never printed."""
+    import os
+
+    from projections.alerts.sinks.config import sink_spec
+
+    if url_file is not None:
+        if url is not None:
+            _fail("--url-file: give --url or --url-file, not both")
+        try:
+            url = url_file.read_text().strip()
+        except OSError as exc:
+            _fail(f"--url-file: {exc.strerror or exc}")
+    password = os.environ.get("AUDITLEDGER_SMTP_PASSWORD") if smtp_user else None
+    if smtp_password_file is not None:
+        try:
+            password = smtp_password_file.read_text().strip("\r\n")
+        except OSError as exc:
+            _fail(f"--smtp-password-file: {exc.strerror or exc}")
+    if kind != "email" and (smtp_host or smtp_user or sender or to or smtp_port
+                            or smtp_password_file):
+        _fail("--smtp-*, --from, --to: only with --kind email")
+    try:
+        spec = sink_spec(kind, url=url, host=smtp_host, port=smtp_port,
+                         security=smtp_security, username=smtp_user,
+                         password=password,
+                         sender=sender, to=to or [], base_url=base_url)
+    except ValueError as exc:
+        flag = {"from": "--from", "to": "--to", "host": "--smtp-host", "port": "--smtp-port",
+                "security": "--smtp-security", "username": "--smtp-user",
+                "password": "--smtp-password-file", "url": "--url", "kind": "--kind",
+                "base_url": "--base-url"}
+        name, _, why = str(exc).partition(": ")
+        _fail(f"{flag.get(name, name)}: {why}")
+    from ledger.clock import SystemClock
+
+    ob = _receivers(data, controller)
+    try:
+        made = ob.add_sink(controller, spec, SystemClock().now())
+    finally:
+        ob.close()
+    if as_json:
+        typer.echo(orjson.dumps(made).decode())
+        return
+    typer.echo(f"added {made['kind']} receiver {made['id']} for {controller}: "
+               f"{_target(made)}")
+    if "secret" in made:
+        typer.echo(f"signing secret (shown once): {made['secret']}")
+
+
+@webhook_app.command("list")
+def webhook_list(data: DataOpt, controller: ControllerReq,
+                 kind: Annotated[str | None, typer.Option(
+                     help="Only this kind: webhook | email | slack | teams")] = None,
+                 as_json: JsonOpt = False) -> None:
+    """The controller's receivers, without their secrets."""
+    from projections.alerts.sinks.config import KINDS
+
+    if kind is not None and kind not in KINDS:
+        _fail(f"--kind: one of {', '.join(KINDS)}")
+    ob = _receivers(data, controller)
+    try:
+        items = ob.webhooks(controller, kind)
+    finally:
+        ob.close()
+    if as_json:
+        typer.echo(orjson.dumps({"items": items}).decode())
+        return
+    for r in items:
+        typer.echo(f"{r['id']} {r['kind']:<7} {r['created_at']} {_target(r)}")
+    if not items:
+        typer.echo("(none)")
+
+
+@webhook_app.command("remove")
+def webhook_remove(data: DataOpt, controller: ControllerReq,
+                   receiver_id: Annotated[str, typer.Option("--id", help="The receiver id.")],
+                   as_json: JsonOpt = False) -> None:
+    """Stop sending to a receiver; its queued deliveries are cancelled."""
+    from ledger.clock import SystemClock
+
+    ob = _receivers(data, controller)
+    try:
+        gone = ob.delete_webhook(controller, receiver_id, SystemClock().now())
+    finally:
+        ob.close()
+    if not gone:
+        _fail(f"no receiver {receiver_id} for {controller}")
+    typer.echo(orjson.dumps({"id": receiver_id, "removed": True}).decode() if as_json
+               else f"removed {receiver_id}")

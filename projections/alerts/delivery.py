@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from tenacity import RetryCallState
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
 from ledger.clock import Clock
 from projections.alerts.outbox import Outbox
 from projections.alerts.sinks import AlertSink, DeliveryError, alert_body
+from projections.alerts.sinks.config import KINDS, make_sink
 from projections.alerts.sinks.webhook import WebhookSink
 
 log = logging.getLogger(__name__)
@@ -84,13 +86,16 @@ class Deliverer:
     def __init__(self, outbox: Outbox, clock: Clock, policy: RetryPolicy | None = None,
                  kafka: AlertSink | None = None,
                  webhook_factory: Callable[[str, str], AlertSink] = WebhookSink,
-                 workers: int = 8) -> None:
+                 workers: int = 8,
+                 sink_factory: Callable[[dict[str, Any]], AlertSink] | None = None) -> None:
         self.outbox, self.clock = outbox, clock
         self.policy = policy or RetryPolicy()
         self.kafka = kafka
         self.webhook_factory = webhook_factory
+        #: Builds the sink of one stored receiver (``Outbox.webhook`` row, with secret).
+        self.sink_factory = sink_factory or (lambda hook: make_sink(hook, webhook_factory))
         self.workers = workers
-        self._hooks: dict[str, tuple[str, str, AlertSink]] = {}
+        self._hooks: dict[str, tuple[Any, AlertSink]] = {}
         self._lock = threading.Lock()
         self._inflight: set[tuple[str, str]] = set()
         self._stop = threading.Event()
@@ -100,26 +105,37 @@ class Deliverer:
         self.attempts = 0
 
     def _sink(self, name: str) -> AlertSink | None:
+        """The sink of a delivery row: ``kafka``, or ``<kind>:<receiver id>`` (rebuilt
+        when the stored receiver changed; None once it is deleted)."""
         if name == "kafka":
             return self.kafka
-        if name.startswith("webhook:"):
-            hook = self.outbox.webhook(name.removeprefix("webhook:"))
-            if hook is None:
-                return None
-            with self._lock:
-                cached = self._hooks.get(hook["id"])
-                if cached is None or cached[:2] != (hook["url"], hook["secret"]):
-                    cached = (hook["url"], hook["secret"],
-                              self.webhook_factory(hook["url"], hook["secret"]))
-                    self._hooks[hook["id"]] = cached
-                return cached[2]
-        return None
+        kind, _, rid = name.partition(":")
+        if kind not in KINDS or not rid:
+            return None
+        hook = self.outbox.webhook(rid)
+        if hook is None or hook["kind"] != kind:
+            return None
+        stamp = (hook["url"], hook["secret"], orjson.dumps(hook["config"]))
+        with self._lock:
+            cached = self._hooks.get(hook["id"])
+            if cached is None or cached[0] != stamp:
+                if cached is not None:
+                    cached[1].close()
+                cached = (stamp, self.sink_factory(hook))
+                self._hooks[hook["id"]] = cached
+            return cached[1]
 
     def attempt(self, alert_id: str, sink_name: str, attempts: int) -> bool:
         """One attempt of one delivery; True when delivered."""
         self.attempts += 1
         alert = self.outbox.get(alert_id)
-        sink = self._sink(sink_name)
+        try:
+            sink = self._sink(sink_name)
+        except Exception as exc:  # a stored receiver no sink can be built from
+            log.error("alert delivery %s -> %s: %s", alert_id, sink_name, type(exc).__name__)
+            self.outbox.failed(alert_id, sink_name, f"bad receiver: {type(exc).__name__}",
+                               None)
+            return False
         if alert is None or sink is None:
             self.outbox.cancel_delivery(alert_id, sink_name, "sink no longer configured")
             return False
@@ -197,7 +213,7 @@ class Deliverer:
             self._thread.join(timeout=10)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        for _, _, sink in self._hooks.values():
+        for _, sink in self._hooks.values():
             sink.close()
         if self.kafka is not None:
             self.kafka.close()

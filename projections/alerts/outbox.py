@@ -12,7 +12,15 @@ Three tables:
   leaves it ``pending`` to be emitted again (same id, same seq never reused).
   ``pending`` → ``delivered`` | ``dead`` (attempts exhausted); ``cancelled`` when a
   webhook is deleted.
-- ``webhooks`` — per-controller receivers with their HMAC secrets.
+- ``webhooks`` — per-controller receivers (``kind``: a signed ``webhook``, ``email``,
+  ``slack``, ``teams``) with their secrets: the HMAC key, the SMTP password, the chat
+  incoming-webhook URL (a bearer credential). ``secret`` is read only by the deliverer;
+  every listing goes through ``sinks.config.public_view``, which leaves it out. The
+  file is created ``0600`` (SQLite gives its ``-wal``/``-shm`` files the same mode).
+
+An alert that a case had already passed when it was first seen, with a later threshold
+also passed, is stored ``superseded`` (``thresholds.where_it_stands``): never emitted,
+never planned again (its id is kept), listed with ``?state=superseded``.
 
 Why SQLite and not the read-model store: the read-model store is rebuilt from the log
 (``projections rebuild`` empties it), while what was *sent* is a fact about the outside
@@ -25,6 +33,7 @@ transactions, so several processes (the server, the CLI) may open one file.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import threading
@@ -38,7 +47,8 @@ from typing import Any
 import orjson
 
 from ledger.clock import format_rfc3339
-from projections.alerts.thresholds import Planned
+from projections.alerts.sinks.config import SinkSpec, public_view
+from projections.alerts.thresholds import SERIES_KINDS, Planned, series_of, where_it_stands
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, controller TEXT NOT NULL,"
@@ -54,10 +64,17 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS webhooks (id TEXT PRIMARY KEY, controller TEXT NOT NULL,"
     " url TEXT NOT NULL, secret TEXT NOT NULL, created_at TEXT NOT NULL, deleted_at TEXT)",
 ]
+#: Columns added after the first release: (table, column, declaration).
+MIGRATIONS = [
+    ("alerts", "series", "TEXT"),
+    ("webhooks", "kind", "TEXT NOT NULL DEFAULT 'webhook'"),
+    ("webhooks", "config", "TEXT NOT NULL DEFAULT '{}'"),
+]
+INDEXES = ["CREATE INDEX IF NOT EXISTS alerts_series ON alerts (series)"]
 
 ALERT_COLS = ("id", "controller", "kind", "case_id", "threshold", "due_at", "state", "seq",
               "emitted_at", "planned_at", "payload")
-STATES = ("pending", "emitted", "cancelled")
+STATES = ("pending", "emitted", "cancelled", "superseded")
 DELIVERY_STATES = ("pending", "delivered", "dead", "cancelled")
 
 
@@ -70,6 +87,8 @@ class Outbox:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
+        if not os.path.exists(self.path):  # it holds receivers' secrets: owner only
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=30)
@@ -78,6 +97,17 @@ class Outbox:
         with self._tx() as c:
             for stmt in DDL:
                 c.execute(stmt)
+            for table, col, decl in MIGRATIONS:
+                have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                if col not in have:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
+            for stmt in INDEXES:
+                c.execute(stmt)
+            marks = ",".join("?" * len(SERIES_KINDS))
+            old = c.execute(f"SELECT id, kind, case_id, payload FROM alerts WHERE series IS"
+                            f" NULL AND kind IN ({marks})", SERIES_KINDS).fetchall()
+            c.executemany("UPDATE alerts SET series=? WHERE id=?",
+                          [(series_of(k, cid, orjson.loads(pl)), i) for i, k, cid, pl in old])
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -101,19 +131,26 @@ class Outbox:
         """Make the controller's pending alerts equal ``planned``: insert new ones (an id
         already known keeps its row — and its first ``due_at`` for findings), revive
         cancelled ones that are planned again, cancel pending ones no longer planned.
-        ``scope`` limits cancelling to those kinds. Returns (inserted, cancelled)."""
+        ``scope`` limits cancelling to those kinds. Returns (inserted, cancelled).
+
+        A series of thresholds (one deadline of one case) with no row yet is first seen
+        now: of its thresholds already passed only the latest is pending, the earlier
+        ones are stored ``superseded`` (``where_it_stands``), in this same transaction."""
         planned = list(planned)
         ids = {p.id for p in planned}
         kinds = tuple(scope) if scope is not None else ("breach", "rights_request", "finding")
         at = _ts(now)
+        wanted = sorted({p.series for p in planned if p.series is not None})
         with self._tx() as c:
+            skipped = where_it_stands(planned, now, self._seen(c, wanted))
             before = c.total_changes
             c.executemany(
                 "INSERT INTO alerts (id, controller, kind, case_id, threshold, due_at, state,"
-                " planned_at, payload) VALUES (?,?,?,?,?,?,'pending',?,?)"
+                " planned_at, payload, series) VALUES (?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (id) DO UPDATE SET state='pending' WHERE state='cancelled'",
-                [(p.id, p.controller, p.kind, p.case_id, p.threshold, _ts(p.due_at), at,
-                  orjson.dumps(p.payload, option=orjson.OPT_SORT_KEYS).decode())
+                [(p.id, p.controller, p.kind, p.case_id, p.threshold, _ts(p.due_at),
+                  "superseded" if p.id in skipped else "pending", at,
+                  orjson.dumps(p.payload, option=orjson.OPT_SORT_KEYS).decode(), p.series)
                  for p in planned])
             inserted = c.total_changes - before
             marks = ",".join("?" * len(kinds))
@@ -123,6 +160,21 @@ class Outbox:
             c.executemany("UPDATE alerts SET state='cancelled' WHERE id=?", gone)
         return inserted, len(gone)
 
+    @staticmethod
+    def _seen(c: sqlite3.Connection, series: Sequence[str]) -> set[str]:
+        seen: set[str] = set()
+        for i in range(0, len(series), 500):
+            chunk = list(series[i:i + 500])
+            seen.update(r[0] for r in c.execute(
+                f"SELECT DISTINCT series FROM alerts WHERE series IN"
+                f" ({','.join('?' * len(chunk))})", chunk))
+        return seen
+
+    def seen_series(self, series: Iterable[str]) -> set[str]:
+        """Which of these series already have alerts (``where_it_stands``' ``seen``)."""
+        with self._lock:
+            return self._seen(self._db, sorted(set(series)))
+
     # -- emission ------------------------------------------------------------------------
 
     def next_due(self) -> str | None:
@@ -131,7 +183,8 @@ class Outbox:
 
     def emit_due(self, now: datetime, global_sinks: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Emit every pending alert due at ``now``: give each the next ``seq`` and create
-        its deliveries (the controller's live webhooks and ``global_sinks``), atomically.
+        its deliveries (the controller's live receivers, ``<kind>:<id>``, and
+        ``global_sinks``), atomically.
         Returns the emitted alerts in ``seq`` order."""
         at = _ts(now)
         with self._tx() as c:
@@ -147,9 +200,9 @@ class Outbox:
                 c.execute("UPDATE alerts SET state='emitted', seq=?, emitted_at=? WHERE id=?",
                           (seq, at, aid))
                 if ctl not in hooks:
-                    hooks[ctl] = [f"webhook:{r[0]}" for r in c.execute(
-                        "SELECT id FROM webhooks WHERE controller=? AND deleted_at IS NULL"
-                        " ORDER BY id", (ctl,))]
+                    hooks[ctl] = [f"{r[1]}:{r[0]}" for r in c.execute(
+                        "SELECT id, kind FROM webhooks WHERE controller=? AND deleted_at IS"
+                        " NULL ORDER BY id", (ctl,))]
                 c.executemany(
                     "INSERT OR IGNORE INTO deliveries (alert_id, sink, state, next_attempt_at)"
                     " VALUES (?,?,'pending',?)",
@@ -308,43 +361,62 @@ class Outbox:
                             (_ts(now), alert_id))
             return cur.rowcount
 
-    # -- webhooks ------------------------------------------------------------------------
+    # -- receivers (webhooks, e-mail, chat) ---------------------------------------------
 
     def add_webhook(self, controller: str, url: str, now: datetime) -> dict[str, Any]:
-        """Register a receiver; the returned dict holds the secret — the only time it is
-        shown."""
-        wid = str(uuid.uuid4())
-        secret = "whsec_" + secrets.token_urlsafe(32)
-        with self._tx() as c:
-            c.execute("INSERT INTO webhooks (id, controller, url, secret, created_at)"
-                      " VALUES (?,?,?,?,?)", (wid, controller, url, secret, _ts(now)))
-        return {"id": wid, "controller": controller, "url": url, "secret": secret,
-                "created_at": _ts(now)}
+        """Register a signed webhook; the returned dict holds the secret — the only time
+        it is shown."""
+        return self.add_sink(controller, SinkSpec("webhook", url, "", {}), now)
 
-    def webhooks(self, controller: str) -> list[dict[str, Any]]:
-        rows = self._query("SELECT id, controller, url, created_at FROM webhooks"
-                           " WHERE controller=? AND deleted_at IS NULL ORDER BY created_at, id",
-                           (controller,))
-        return [{"id": r[0], "controller": r[1], "url": r[2], "created_at": r[3]} for r in rows]
+    def add_sink(self, controller: str, spec: SinkSpec, now: datetime) -> dict[str, Any]:
+        """Register a receiver of any kind. Returns its public view; for a ``webhook``
+        also the generated signing ``secret`` (shown once). The other kinds' secrets
+        (SMTP password, chat URL) were given by the caller and are never returned."""
+        wid = str(uuid.uuid4())
+        secret = spec.secret
+        if spec.kind == "webhook":
+            secret = "whsec_" + secrets.token_urlsafe(32)
+        config = orjson.dumps(spec.config, option=orjson.OPT_SORT_KEYS).decode()
+        with self._tx() as c:
+            c.execute("INSERT INTO webhooks (id, controller, url, secret, created_at, kind,"
+                      " config) VALUES (?,?,?,?,?,?,?)",
+                      (wid, controller, spec.url, secret, _ts(now), spec.kind, config))
+        out = public_view({"id": wid, "controller": controller, "kind": spec.kind,
+                           "url": spec.url, "config": spec.config, "created_at": _ts(now)})
+        if spec.kind == "webhook":
+            out["secret"] = secret
+        return out
+
+    def webhooks(self, controller: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """The controller's live receivers, public views only (no secret)."""
+        rows = self._query("SELECT id, controller, kind, url, config, created_at FROM webhooks"
+                           " WHERE controller=? AND deleted_at IS NULL"
+                           " AND (? IS NULL OR kind=?) ORDER BY created_at, rowid",
+                           (controller, kind, kind))
+        return [public_view({"id": r[0], "controller": r[1], "kind": r[2], "url": r[3],
+                             "config": orjson.loads(r[4]), "created_at": r[5]})
+                for r in rows]
 
     def webhook(self, webhook_id: str) -> dict[str, Any] | None:
-        """With the secret (for signing); None when unknown or deleted."""
-        rows = self._query("SELECT id, controller, url, secret FROM webhooks WHERE id=?"
-                           " AND deleted_at IS NULL", (webhook_id,))
+        """With the secret (for sending); None when unknown or deleted."""
+        rows = self._query("SELECT id, controller, url, secret, kind, config FROM webhooks"
+                           " WHERE id=? AND deleted_at IS NULL", (webhook_id,))
         if not rows:
             return None
         r = rows[0]
-        return {"id": r[0], "controller": r[1], "url": r[2], "secret": r[3]}
+        return {"id": r[0], "controller": r[1], "url": r[2], "secret": r[3], "kind": r[4],
+                "config": orjson.loads(r[5])}
 
     def delete_webhook(self, controller: str, webhook_id: str, now: datetime) -> bool:
         """Stop delivering to it; its pending deliveries are cancelled."""
         with self._tx() as c:
-            cur = c.execute("UPDATE webhooks SET deleted_at=? WHERE id=? AND controller=?"
-                            " AND deleted_at IS NULL", (_ts(now), webhook_id, controller))
-            if cur.rowcount == 0:
+            row = c.execute("SELECT kind FROM webhooks WHERE id=? AND controller=? AND"
+                            " deleted_at IS NULL", (webhook_id, controller)).fetchone()
+            if row is None:
                 return False
-            c.execute("UPDATE deliveries SET state='cancelled', last_error='webhook deleted'"
-                      " WHERE sink=? AND state='pending'", (f"webhook:{webhook_id}",))
+            c.execute("UPDATE webhooks SET deleted_at=? WHERE id=?", (_ts(now), webhook_id))
+            c.execute("UPDATE deliveries SET state='cancelled', last_error='receiver deleted'"
+                      " WHERE sink=? AND state='pending'", (f"{row[0]}:{webhook_id}",))
         return True
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ def plan_controller(store: ReadModelStore, controller: str, clock: Clock) -> lis
             open_cases.add(f"request:{r['request_id']}")
     for f in queries.findings(store, controller, clock=clock):
         planned += plan_finding(controller, f, now, open_cases)
-    return planned
+    # The controller's zone travels with the alert, so a person-facing sink can say when
+    # it is due in local time without reading the read models.
+    return [replace(p, payload={**p.payload, "timezone": tz}) for p in planned]
 
 
 class AlertScheduler:

@@ -79,6 +79,8 @@ class Planned:
     threshold: str  # 48h, 60h, 71h, overdue, due-7d, due-1d, legal_overdue, raised
     due_at: datetime
     payload: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: The deadline this threshold counts down to (``where_it_stands``); None: alone.
+    series: str | None = field(default=None, compare=False)
 
     @property
     def case(self) -> str:
@@ -107,7 +109,7 @@ def plan_breach(controller: str, breach: dict[str, Any]) -> list[Planned]:
             alert_id(controller, f"breach:{bid}", f"{name}@{due}"), controller, "breach", bid,
             name, at, {"deadline": "authority_due", "deadline_at": due,
                        "aware_at": format_rfc3339(aware), "risk": breach.get("risk"),
-                       "message": _breach_message(bid, name, due)}))
+                       "message": _breach_message(bid, name, due)}, f"breach:{bid}|{due}"))
     return out
 
 
@@ -130,12 +132,13 @@ def plan_rights_request(controller: str, req: dict[str, Any], tz: str) -> list[P
     base = {"deadline": "binding_due", "deadline_date": binding.isoformat(),
             "deadline_at": format_rfc3339(end), "right": req.get("right"),
             "subject": req.get("subject")}
+    series = f"rights_request:{rid}|{binding.isoformat()}"
     out = []
     for name, delta in RIGHTS_THRESHOLDS:
         out.append(Planned(
             alert_id(controller, f"rights_request:{rid}", f"{name}@{binding.isoformat()}"),
             controller, "rights_request", rid, name, end - delta,
-            {**base, "message": _rights_message(rid, name, binding)}))
+            {**base, "message": _rights_message(rid, name, binding)}, series))
     if legal_s and legal_s != req["binding_due"]:
         legal = date.fromisoformat(legal_s)
         lend = end_of_local_day(legal, tz)
@@ -144,7 +147,8 @@ def plan_rights_request(controller: str, req: dict[str, Any], tz: str) -> list[P
             controller, "rights_request", rid, "legal_overdue", lend,
             {**base, "deadline": "extended_due" if req.get("extended") else "due",
              "deadline_date": legal_s, "deadline_at": format_rfc3339(lend),
-             "message": f"rights request {rid}: the legal deadline {legal_s} has passed"}))
+             "message": f"rights request {rid}: the legal deadline {legal_s} has passed"},
+            series))
     return out
 
 
@@ -197,3 +201,47 @@ def deadline_alerts(kind: str, deadline: str, due_at: datetime) -> list[dict[str
     else:
         pairs = [("legal_overdue", due_at)]
     return [{"threshold": n, "at": format_rfc3339(at)} for n, at in pairs]
+
+
+#: The kinds whose thresholds form a series towards one deadline (findings stand alone).
+SERIES_KINDS = ("breach", "rights_request")
+
+
+
+def series_of(kind: str, case_id: str, payload: dict[str, Any]) -> str | None:
+    """The series of a stored alert, from its payload (rows planned before ``series``
+    was kept). A breach's 48h … overdue share ``breach:<id>|<authority_due>``; a rights
+    request's due-7d, due-1d, overdue and legal_overdue share
+    ``rights_request:<id>|<binding date>`` (a moved date is a new series); findings
+    have none. An old ``legal_overdue`` row cannot name its binding date and gets a
+    series of its own, which only ever makes a case look seen."""
+    if kind == "breach" and payload.get("deadline_at"):
+        return f"breach:{case_id}|{payload['deadline_at']}"
+    if kind == "rights_request" and payload.get("deadline_date"):
+        if payload.get("deadline") == "binding_due":
+            return f"rights_request:{case_id}|{payload['deadline_date']}"
+        return f"rights_request:{case_id}|legal:{payload['deadline_date']}"
+    return None
+
+
+def where_it_stands(planned: Iterable[Planned], now: datetime,
+                    seen: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """The ids of thresholds a case has already passed by when it is first seen, except
+    the latest: a case first seen overdue raises one ``overdue`` alert, not "7 days
+    left", "1 day left" and "overdue" at once (and one ``legal_overdue`` when the legal
+    date has passed too: the worse of the two is where it stands).
+
+    ``seen`` holds the series (``Planned.series``) that already have alerts in the outbox:
+    those are not first seen, and their thresholds are emitted as usual (late, after
+    downtime — never skipped). Thresholds still ahead of ``now`` are untouched and fire
+    when reached. Pure: the caller marks the returned ids ``superseded``, so a restart,
+    which plans the same ids again, does not raise them either."""
+    passed: dict[str, list[Planned]] = {}
+    for p in planned:
+        if p.series is not None and p.series not in seen and p.due_at <= now:
+            passed.setdefault(p.series, []).append(p)
+    out: set[str] = set()
+    for ps in passed.values():
+        latest = max(ps, key=lambda p: (p.due_at, p.id))
+        out.update(p.id for p in ps if p is not latest)
+    return out

@@ -63,7 +63,8 @@ def test_webhooks_admin_only_secret_once(api: Api):
     hook = r.json()
     assert hook["secret"].startswith("whsec_") and hook["controller"] == CONTROLLER
     listed = api.get(url, who="admin").json()["items"]
-    assert listed == [{k: hook[k] for k in ("id", "controller", "url", "created_at")}]
+    assert listed == [{k: hook[k] for k in ("id", "controller", "kind", "url", "created_at")}]
+    assert hook["kind"] == "webhook"
     assert api.client.post(url, json={"url": "https://x"}, headers=api.auth("auditor_a")
                            ).status_code == 403
     for bad in ("ftp://x", "https://", "/relative", "https://a b/c", "x" * 2001):
@@ -135,3 +136,65 @@ def test_sse_stream_scoped_and_resumable(api: Api):
     assert len(limited) == 3
     assert api.client.get("/v1/alerts/stream").status_code == 401
     assert api.get("/v1/alerts/stream", who="producer_a").status_code == 403
+
+
+def test_email_and_chat_receivers_never_show_their_secrets(api: Api):
+    url = f"/v1/controllers/{CONTROLLER}/webhooks"
+    admin = api.auth("admin")
+    slack_url = "https://hooks.slack.com/services/T0/B0/sl4ck-t0ken"
+    teams_url = "https://prod.westeurope.logic.azure.com/workflows/x/paths/invoke?sig=t34ms"
+    bodies = [
+        {"kind": "email", "host": "smtp.example.no",
+         "login": {"username": "dpo", "password": "pw-9f3k"},
+         "from": "alerts@example.no", "to": ["dpo@example.no"],
+         "base_url": "https://ledger.example.no"},
+        {"kind": "slack", "url": slack_url},
+        {"kind": "teams", "url": teams_url, "base_url": "https://ledger.example.no/"},
+    ]
+    made = []
+    for body in bodies:
+        r = api.client.post(url, json=body, headers=admin)
+        assert r.status_code == 201, r.text
+        assert "secret" not in r.json() and "password" not in r.json()
+        made.append(r.json())
+    email, slack, teams = made
+    assert (email["port"], email["security"], email["from"], email["to"], email["username"]
+            ) == (587, "starttls", "alerts@example.no", ["dpo@example.no"], "dpo")
+    assert (slack["host"], teams["host"]) == ("hooks.slack.com",
+                                              "prod.westeurope.logic.azure.com")
+    assert teams["base_url"] == "https://ledger.example.no"
+    r = api.get(url, who="admin")
+    assert [i["kind"] for i in r.json()["items"]] == ["email", "slack", "teams"]
+    for secret in ("pw-9f3k", "sl4ck-t0ken", "t34ms", "/services/"):
+        assert secret not in r.text
+    assert [i["id"] for i in api.get(url, who="admin", params={"kind": "slack"}
+                                     ).json()["items"]] == [slack["id"]]
+    # the signing path still works beside them, and the others' secrets are stored
+    st = api.client.app.state.alerts.outbox
+    assert st.webhook(slack["id"])["secret"] == slack_url
+    assert st.webhook(email["id"])["secret"] == "pw-9f3k"
+    # admin only; another controller's receivers do not exist for this path
+    assert api.client.post(url, json=bodies[1], headers=api.auth("auditor_a")
+                           ).status_code == 403
+    assert api.get(url, who="auditor_a").status_code == 403
+    assert api.get("/v1/controllers/XX-0/webhooks", who="admin").status_code == 404
+    other = f"/v1/controllers/{OTHER}/webhooks"
+    assert api.get(other, who="auditor_a").status_code == 404
+    assert api.client.delete(f"{other}/{slack['id']}", headers=admin).status_code == 404
+    assert api.get(other, who="admin").json()["items"] == []
+    for bad in ({"kind": "email", "host": "h", "from": "not-an-address", "to": ["a@b.no"]},
+                {"kind": "email", "host": "h", "from": "a@b.no", "to": []},
+                {"kind": "email", "host": "h", "from": "a@b.no", "to": ["x@y\r\nBcc: z@q"]},
+                {"kind": "email", "host": "h", "from": "a@b.no", "to": ["a@b.no"],
+                 "login": {"username": "u"}},
+                {"kind": "email", "host": "h", "from": "a@b.no", "to": ["a@b.no"],
+                 "login": {"username": "u", "password": "p\u00e4ss"}},
+                {"kind": "email", "host": "h", "from": "a@b.no", "to": ["a@b.no"],
+                 "port": 0},
+                {"kind": "slack", "url": "ftp://x"}, {"kind": "teams"},
+                {"kind": "pager", "url": "https://x"}, {"kind": 7, "url": "https://x"}):
+        r = api.client.post(url, json=bad, headers=admin)
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", (bad, r.text)
+    assert api.client.delete(f"{url}/{email['id']}", headers=admin).status_code == 204
+    assert [i["kind"] for i in api.get(url, who="admin").json()["items"]] == ["slack",
+                                                                              "teams"]

@@ -65,7 +65,11 @@ class WebhookSink:
                    SIGNATURE_HEADER: sign(self.secret, ts, body), ID_HEADER: alert["id"],
                    "User-Agent": "auditledger-alerts/1"}
         try:
-            r = self._client.post(self.url, content=body, headers=headers)
+            req = self._client.build_request("POST", self.url, content=body, headers=headers)
+        except Exception:  # a URL httpx cannot send (bad IDNA host, …): no retry can help
+            raise DeliveryError("invalid URL", permanent=True) from None
+        try:
+            r = self._client.send(req)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
         if not 200 <= r.status_code < 300:
