@@ -55,7 +55,7 @@ def test_readable_says_local_and_utc_time_left_or_overdue_and_links(outbox: Outb
     assert facts["Due"] == "2026-12-02 13:00 Europe/Oslo (2026-12-02 12:00 UTC)"
     assert facts["Time left"] == "1 day 3 hours" and "Overdue by" not in facts
     assert facts["Subject"] == "psn:7f3a" and facts["Alert id"] == a["id"]
-    assert r.link == f"{BASE}/controllers/{CID}/rights-requests/r1"
+    assert r.link == f"{BASE}/c/{CID}/rights-requests#request-r1"
     assert r.subject == f"[auditledger] Rights request r1: 1 day 3 hours left - {CID}"
     late = readable({**a, "emitted_at": format_rfc3339(DUE + timedelta(hours=7))})
     assert dict(late.facts)["Overdue by"] == "7 hours" and "left" not in late.subject
@@ -85,7 +85,7 @@ def test_email_received_by_a_real_smtp_server(outbox: Outbox, clock: FixedClock)
                      "Due:        2026-12-02 13:00 Europe/Oslo (2026-12-02 12:00 UTC)",
                      "Due date:   2026-12-02 (end of day, Europe/Oslo)",
                      "Time left:  1 day 3 hours", "Threshold:  due-1d",
-                     f"Open: {BASE}/controllers/{CID}/rights-requests/r1"):
+                     f"Open: {BASE}/c/{CID}/rights-requests#request-r1"):
             assert line in body, (line, body)
         assert "pw-1" not in body
     finally:
@@ -155,7 +155,7 @@ def test_slack_payload_shape(outbox: Outbox, clock: FixedClock, chat: JsonReceiv
                            "text": "rights request r1: due 2026-12-02 (1 day left)"}
     labels = [f["text"].split("\n")[0] for f in fields["fields"]]
     assert "*Overdue by*" in labels and len(labels) <= 10
-    assert actions["elements"][0]["url"] == f"{BASE}/controllers/{CID}/rights-requests/r1"
+    assert actions["elements"][0]["url"] == f"{BASE}/c/{CID}/rights-requests#request-r1"
     assert context["elements"][0]["text"] == f"alert id {a['id']}"
 
 

@@ -18,8 +18,10 @@ from ledger.clock import parse_rfc3339
 from projections.legal.rights import zone
 
 KIND_LABEL = {"breach": "Breach", "rights_request": "Rights request", "finding": "Finding"}
-#: The page of a case under ``base_url`` (the auditor web pages' paths).
+#: The page of a case under ``base_url`` (the auditor web pages, api/web: ``/c/{c}/…``) and
+#: the anchor of the case's row on it.
 PAGE = {"breach": "breaches", "rights_request": "rights-requests", "finding": "findings"}
+ANCHOR = {"breach": "breach-", "rights_request": "request-"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +71,10 @@ def link(alert: dict[str, Any], base_url: str | None) -> str | None:
     if not base_url:
         return None
     page = PAGE.get(alert["kind"], "")
-    path = f"/controllers/{quote(alert['controller'], safe='')}/{page}"
-    if alert["kind"] != "finding":
-        path += f"/{quote(str(alert['case']), safe='')}"
+    path = f"/c/{quote(alert['controller'], safe='')}/{page}"
+    anchor = ANCHOR.get(alert["kind"])
+    if anchor is not None:
+        path += f"#{anchor}{quote(str(alert['case']), safe='')}"
     return base_url.rstrip("/") + path
 
 
