@@ -296,6 +296,16 @@ def deadlines(store: ReadModelStore, controller: str, clock: Clock | None = None
     return items
 
 
+def consent_overview(store: ReadModelStore, controller: str,
+                     as_of: datetime | str | None = None, clock: Clock | None = None
+                     ) -> dict[str, Any]:
+    """Consent per purpose over every subject, at ``as_of`` (default now): ``{"controller",
+    "as_of", "subjects", "purposes": [{"purpose", "in_force", "withdrawn", "expired",
+    "subjects", "given_events", "withdrawn_events"}]}`` (``in_force`` etc. count subjects
+    in that state at ``as_of``; ``*_events`` count events up to ``as_of``)."""
+    raise NotImplementedError
+
+
 def report(store: ReadModelStore, controller: str, clock: Clock | None = None) -> dict[str, Any]:
     """The accountability report (Art. 5(2)): everything above for one controller, as of
     the clock's now, with the identity policy in force named."""
