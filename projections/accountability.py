@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from ledger.clock import format_rfc3339, parse_rfc3339
+from ledger.clock import parse_rfc3339
+from ledger.encoding import b64
 from projections.consents import EXPIRED, GIVEN, WITHDRAWN, latest, state_of
 from projections.legal.rights import zone
 
@@ -261,13 +262,22 @@ def identity(policy: str) -> dict[str, str]:
     return {"policy": policy, "meaning": IDENTITY_POLICIES.get(policy, "not documented")}
 
 
-def anchor(controller: str, checkpoint: dict[str, Any] | None) -> dict[str, Any]:
-    """The signed checkpoint the report was made against, and how to check it."""
+def anchor(controller: str, checkpoint: dict[str, Any] | None, events: int) -> dict[str, Any]:
+    """The signed checkpoint the report was made against, and how to check it;
+    ``covers_report``: the checkpoint holds at least the ``events`` the read models
+    applied."""
     size = str((checkpoint or {}).get("size", "SIZE"))
     return {"checkpoint": checkpoint,
+            "covers_report": None if checkpoint is None else checkpoint["size"] >= events,
             "verify": [c.replace("{c}", controller).replace("{n}", size)
                        for c in VERIFY_COMMANDS]}
 
 
-def stamp(at: datetime) -> str:
-    return format_rfc3339(at)
+def checkpoint_doc(cp: Any, log_key: str | None) -> dict[str, Any] | None:
+    """A ``ledger.log.base.StoredCheckpoint`` as the report's anchor: the fields of ``GET
+    …/checkpoint`` (size, base64 root, created_at, the signed note, the log's verifier
+    key)."""
+    if cp is None:
+        return None
+    return {"controller": cp.controller, "size": cp.size, "root": b64(cp.root),
+            "created_at": cp.created_at, "note": cp.note, "log_key": log_key}

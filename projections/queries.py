@@ -373,5 +373,5 @@ def report(store: ReadModelStore, controller: str, clock: Clock | None = None,
                       "by_mechanism": accountability.transfers_by_mechanism(ts)},
         "deadlines": deadlines(store, controller, clock),
         "findings": findings(store, controller, clock=clock),
-        "anchor": accountability.anchor(controller, checkpoint),
+        "anchor": accountability.anchor(controller, checkpoint, ctl["events"]),
     }

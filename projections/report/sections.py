@@ -222,7 +222,8 @@ def anchor(doc: dict[str, Any]) -> Section:
     a, tz = doc["anchor"], doc.get("timezone", "UTC")
     cp = a.get("checkpoint")
     rows = ([["Log size", str(cp.get("size"))], ["Root", t.value(cp.get("root"))],
-             ["Signed", t.when(cp.get("created_at"), tz)]] if cp else
+             ["Signed", t.when(cp.get("created_at"), tz)],
+             ["Holds every event reported", t.value(a.get("covers_report"))]] if cp else
             [["Checkpoint", "none given: check the log with the commands below"]])
     rows += [[f"Check {i}", c] for i, c in enumerate(a["verify"], 1)]
     s = Section("Signed checkpoint anchoring this report", "Anchor", ["Item", "Value"], rows,
