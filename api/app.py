@@ -19,7 +19,7 @@ from api import errors
 from api.auth import Authenticator
 from api.metrics import Metrics
 from api.readside import open_read_side
-from api.routes import alerts, evidence, ingest, ops, proofs, read, webhooks
+from api.routes import alerts, evidence, ingest, ops, proofs, read, report, webhooks
 from ledger.apikeys import ApiKeyStore
 from ledger.clock import Clock
 from ledger.schemas import default_schemas
@@ -161,6 +161,7 @@ def create_app(
     errors.install(app)
     for module in (ingest, read, proofs, evidence, ops, alerts, webhooks):
         app.include_router(module.router)
+    app.include_router(report.router)
 
     app.add_middleware(CountRequests, metrics=app.state.metrics)
 
