@@ -72,3 +72,20 @@ def test_consent_overview_without_subject(api: Api) -> None:
                     params={"as_of": "2000-01-01"}).json()
     assert early["purposes"] == [] and early["subjects"] == 0
     assert api.get(f"/v1/controllers/{CONTROLLER}/consents", who="auditor_b").status_code == 404
+
+
+def test_evidence_bundle_carries_the_report_of_its_period(api: Api) -> None:
+    import zipfile
+
+    import orjson
+
+    r = api.get(f"/v1/controllers/{CONTROLLER}/evidence",
+                params={"from": "2000-01-01", "to": "2000-02-01"})
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        doc = orjson.loads(z.read("report/accountability.json"))
+        page = z.read("report/accountability.html").decode()
+    assert doc["period"] == {"from": "2000-01-01T00:00:00.000Z",
+                             "to": "2000-02-01T00:00:00.000Z"}
+    assert doc["consent"]["given"] == 0  # the fixture's consents are outside that period
+    assert "Consent overview per purpose" in page and "<svg" in page
