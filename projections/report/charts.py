@@ -48,7 +48,7 @@ def timeliness_svg(report: dict[str, Any]) -> str:
     title = "Rights requests: days from receipt to answer"
     if not any(b["count"] for b in bins):
         return _empty(title, "No rights request was answered in the period.")
-    left, top, plot_h, height = 40, 24, 160, 230
+    left, top, plot_h, height = 40, 40, 150, 230
     plot_w = WIDTH - left - 10
     peak = max(b["count"] for b in bins)
     step = plot_w / len(bins)
@@ -67,7 +67,7 @@ def timeliness_svg(report: dict[str, Any]) -> str:
     month_x = left + step * (30 / (bins[0]["days_to"] - bins[0]["days_from"] + 1))
     body.append(f'<line x1="{month_x:.1f}" y1="{top}" x2="{month_x:.1f}"'
                 f' y2="{top + plot_h}" stroke="#d62728" stroke-dasharray="4 3"/>')
-    body.append(_text(month_x + 3, top + 10, "≈ one month", fill="#d62728"))
+    body.append(_text(month_x, top - 6, "one month", "middle", fill="#d62728"))
     body.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - 10}" y2="{top + plot_h}"'
                 ' stroke="#333333"/>')
     body.append(_text(left + plot_w / 2, height - 8, "days to answer (controller's calendar)",
@@ -144,8 +144,9 @@ def consents_svg(report: dict[str, Any]) -> str:
     body = [_text(left, 14, title, font_weight="bold")]
     for j, (series, colour) in enumerate((("given", GIVEN_COLOUR),
                                           ("withdrawn", WITHDRAWN_COLOUR))):
-        body.append(f'<rect x="{left + j * 100}" y="22" width="8" height="8" fill="{colour}"/>')
-        body.append(_text(left + j * 100 + 11, 30, series))
+        lx = WIDTH - 200 + j * 100
+        body.append(f'<rect x="{lx}" y="6" width="8" height="8" fill="{colour}"/>')
+        body.append(_text(lx + 11, 14, series))
         pts = [at(i, m[series]) for i, m in enumerate(months)]
         body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
                     + " ".join(f"{px:.1f},{py:.1f}" for px, py in pts) + '"/>')

@@ -67,8 +67,17 @@ class _Pdf(FPDF):
         self.cell(0, 5, self.say(f"{self.heading} — page {self.page_no()}"), align="R")
 
 
+CHART_WIDTH = 160  # mm
+
+
 def _section(pdf: _Pdf, s: Section, doc: dict[str, Any]) -> None:
-    if pdf.get_y() > pdf.h - 50:
+    svg = None
+    if s.chart is not None:
+        # fpdf2 draws SVG text in its built-in fonts, and has no use for tooltips
+        svg = re.sub(r"<title>.*?</title>", "", latin1(s.chart(doc)))
+    # a heading stays with its chart (or its first rows)
+    need = 40 + (CHART_WIDTH * _svg_ratio(svg) if svg else 0)
+    if pdf.get_y() > pdf.h - need:
         pdf.add_page()
     pdf.set_font(pdf.family, "B", 12)
     pdf.ln(3)
@@ -76,14 +85,8 @@ def _section(pdf: _Pdf, s: Section, doc: dict[str, Any]) -> None:
     if s.note:
         pdf.set_font(pdf.family, "", 8)
         pdf.multi_cell(0, 4, pdf.say(s.note), new_x="LMARGIN", new_y="NEXT")
-    if s.chart is not None:
-        # fpdf2 draws SVG text in its built-in fonts, and has no use for tooltips
-        svg = re.sub(r"<title>.*?</title>", "", latin1(s.chart(doc)))
-        width = 160
-        height = width * _svg_ratio(svg)
-        if pdf.get_y() + height > pdf.h - 14:
-            pdf.add_page()
-        pdf.image(io.BytesIO(svg.encode()), x=pdf.l_margin, w=width)
+    if svg is not None:
+        pdf.image(io.BytesIO(svg.encode()), x=pdf.l_margin, w=CHART_WIDTH)
         pdf.ln(2)
     pdf.set_font(pdf.family, "", 7)
     if not s.rows:
