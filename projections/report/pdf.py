@@ -89,6 +89,7 @@ def _section(pdf: _Pdf, s: Section, doc: dict[str, Any]) -> None:
         pdf.image(io.BytesIO(svg.encode()), x=pdf.l_margin, w=CHART_WIDTH)
         pdf.ln(2)
     pdf.set_font(pdf.family, "", 7)
+    rows, cut = s.rows[:PDF_ROWS], len(s.rows) - PDF_ROWS
     if not s.rows:
         pdf.multi_cell(0, 5, "None.", new_x="LMARGIN", new_y="NEXT")
     else:
@@ -96,14 +97,29 @@ def _section(pdf: _Pdf, s: Section, doc: dict[str, Any]) -> None:
         widths = (1, 3) if s.pairs else None
         with pdf.table(col_widths=widths, headings_style=head, line_height=3.6,
                        first_row_as_headings=True, text_align="LEFT") as table:
-            for row in [s.headers, *s.rows]:
+            for row in [s.headers, *rows]:
                 r = table.row()
                 for c in row:
-                    r.cell(pdf.say(c))
+                    r.cell(pdf.say(_fit(c)))
+    if cut > 0:
+        pdf.multi_cell(0, 5, pdf.say(f"… and {cut} more rows: the XLSX and JSON reports hold"
+                                     " every one."), new_x="LMARGIN", new_y="NEXT")
     for x in s.extra:
         pdf.set_font("Courier", "", 7)
         pdf.multi_cell(0, 3.5, latin1(x),
                        new_x="LMARGIN", new_y="NEXT")
+
+
+#: Rows per table in the PDF, which is read, not searched: a controller with thousands of
+#: requests gets the first ones and a line saying how many more the XLSX and JSON hold
+#: (fpdf2 lays out about 100 rows a second).
+PDF_ROWS = 200
+#: A table row must fit on one page: longer cell text is cut (the JSON holds it all).
+MAX_CELL = 700
+
+
+def _fit(c: str) -> str:
+    return c if len(c) <= MAX_CELL else c[:MAX_CELL] + " … (cut: see the JSON report)"
 
 
 def _svg_ratio(svg: str) -> float:

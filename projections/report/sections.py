@@ -87,8 +87,19 @@ def summary(doc: dict[str, Any]) -> Section:
     return Section("Summary", "Summary", ["Item", "Value"], rows, pairs=True)
 
 
+#: Evidence ids shown per finding; the JSON report lists every one.
+EVIDENCE_SHOWN = 12
+
+
+def evidence(ids: list[str]) -> str:
+    if len(ids) <= EVIDENCE_SHOWN:
+        return t.value(ids, "none")
+    return (t.value(ids[:EVIDENCE_SHOWN])
+            + f" and {len(ids) - EVIDENCE_SHOWN} more (the JSON report lists all)")
+
+
 def findings(doc: dict[str, Any]) -> Section:
-    rows = [[f["severity"], f["code"], f["detail"], t.value(f["evidence"], "none")]
+    rows = [[f["severity"], f["code"], f["detail"], evidence(f["evidence"])]
             for f in doc["findings"]]
     return Section("Findings", "Findings", ["Severity", "Code", "What", "Evidence (event ids)"],
                    rows, "Every rule the ledger holds broken, with the events that prove it.")

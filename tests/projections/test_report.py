@@ -244,3 +244,12 @@ def test_cli_report_formats(scenario: Scenario, tmp_path: Path) -> None:
     bad = subprocess.run([*cli[:-4], "--from", "2026-05-01", "--to", "2026-01-01"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "after" in bad.stderr
+
+
+def test_pdf_cuts_long_tables_and_evidence_lists(built: Any) -> None:
+    _, doc = built
+    many = [{**doc["findings"][0], "evidence": [f"id-{i}" for i in range(40)]}] * 230
+    data = render({**doc, "findings": many}, "pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(data)).pages)
+    assert "and 30 more rows" in text  # 230 findings, 200 shown
+    assert "and 28 more (the JSON report lists all)" in text  # 40 ids, 12 shown
