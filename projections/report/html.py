@@ -14,7 +14,7 @@ CSS = (
     "td,th{border:1px solid #ccc;padding:3px 7px;font-size:12px;vertical-align:top;"
     "text-align:left}th{background:#f3f3f3}p.note{color:#555;font-size:13px}"
     "pre{background:#f7f7f7;padding:.6em;font-size:12px;white-space:pre-wrap}"
-    "figure{margin:.5em 0}.high{color:#b00}.medium{color:#a60}"
+    "figure{margin:.5em 0}section{overflow-x:auto}"
 )
 
 
