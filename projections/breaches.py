@@ -73,7 +73,7 @@ def _assessed(b: Batch, ev: Event) -> None:
             "subject_categories", "nature", "consequences", "measures", "reasoning",
             "special_categories")
     _touch(b, ev, lambda doc: doc.update(
-        assessment={**{k: d.get(k) for k in keep}, "event_id": ev.event_id}))
+        assessment={**{k: d.get(k) for k in keep}, "event_id": ev.event_id, "at": ev.at}))
 
 
 def _notified(b: Batch, ev: Event) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -322,38 +322,92 @@ def _positions(runner: Any) -> dict[str, int]:
             for p in runner.source.partitions()}
 
 
+def _period_bound(value: str | None, option: str) -> datetime | None:
+    """``--from`` / ``--to``: a date (its start, 00:00 UTC, as the API reads it) or an RFC
+    3339 instant."""
+    if value is None:
+        return None
+    v = value.strip()
+    if _DATE.fullmatch(v):
+        return datetime.combine(_date(v, option), datetime.min.time(), UTC)
+    return _instant(v, option).astimezone(UTC)
+
+
 def report(
     data: DataOpt,
     controller: Annotated[str, typer.Option(help="Controller id.")],
-    format: Annotated[str, typer.Option("--format", help="json | html | csv")] = "json",
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="Start of the period (inclusive): YYYY-MM-DD (00:00 UTC) or RFC 3339."
+    )] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="End of the period (exclusive): YYYY-MM-DD (00:00 UTC) or RFC 3339.")
+    ] = None,
+    format: Annotated[str, typer.Option("--format",
+                                        help="json | html | csv | xlsx | pdf")] = "json",
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the report to FILE (needed for xlsx and pdf on a terminal).")
+    ] = None,
     store: StoreOpt = None,
     catch_up: Annotated[
         bool, typer.Option(help="Project events not yet applied before reporting.")
     ] = True,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Accountability report of one controller, from the read models, as of now."""
+    """Accountability report (Art. 5(2)) of one controller for a period, from the read
+    models, anchored to the log's latest signed checkpoint (docs/report.md)."""
+    import sys
+
+    from ledger.config import Config
+    from ledger.sequencer import CheckpointSigner
+    from ledger.signing import load_private_key
     from projections import queries
-    from projections.report import RENDERERS
+    from projections.accountability import checkpoint_doc
+    from projections.report import FORMATS, render
     from projections.runner import ProjectionRunner
     from projections.store import open_store
 
-    if format not in RENDERERS:
-        _fail(f"--format: one of {', '.join(RENDERERS)}, not {format!r}")
+    if as_json:
+        format = "json"
+    if format not in FORMATS:
+        _fail(f"--format: one of {', '.join(FORMATS)}, not {format!r}")
+    start, end = _period_bound(from_, "--from"), _period_bound(to, "--to")
+    if start and end and start > end:
+        _fail("--from is after --to")
+    if out is None and format in ("xlsx", "pdf") and sys.stdout.isatty():
+        _fail(f"{format} is a binary file: give --out FILE")
     rm = open_store(_store_target(data, store))
     try:
-        if catch_up:
-            source, log = _open_source(data)
-            try:
-                ProjectionRunner(source, rm).run_once()
-            finally:
-                log.close()
+        source, log = _open_source(data)
         try:
-            doc = queries.report(rm, controller)
+            if catch_up:
+                ProjectionRunner(source, rm).run_once()
+            if log.size(controller) and (log.latest_checkpoint(controller) is None or
+                                         log.latest_checkpoint(controller).size
+                                         < log.size(controller)):
+                log.checkpoint_due()  # sign the tree head the report is made from
+            cfg = Config.load(data)
+            key = CheckpointSigner(load_private_key(cfg.log_key_file),
+                                   cfg.log_key_name).verifier_key
+            cp = checkpoint_doc(log.latest_checkpoint(controller), key)
+        finally:
+            log.close()
+        try:
+            doc = queries.report(rm, controller, start=start, end=end, checkpoint=cp)
         except queries.UnknownControllerError:
             _fail(f"unknown controller: {controller}")
     finally:
         rm.close()
-    typer.echo(RENDERERS[format](doc))
+    body = render(doc, format)
+    if out is not None:
+        try:
+            out.write_bytes(body)
+        except OSError as exc:
+            _fail(f"--out: {exc}")
+        typer.echo(f"wrote {out} ({len(body)} bytes, {format})", err=True)
+    else:
+        sys.stdout.buffer.write(body if body.endswith(b"\n") or format in ("xlsx", "pdf")
+                                else body + b"\n")
+        sys.stdout.buffer.flush()
 
 
 def bench_projections(

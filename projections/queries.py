@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from ledger.clock import Clock, SystemClock, format_rfc3339, parse_rfc3339
+from projections import accountability
 from projections import breaches as breach_model
 from projections import consents as consent_model
 from projections import erasure as erasure_model
@@ -296,21 +297,81 @@ def deadlines(store: ReadModelStore, controller: str, clock: Clock | None = None
     return items
 
 
-def report(store: ReadModelStore, controller: str, clock: Clock | None = None) -> dict[str, Any]:
-    """The accountability report (Art. 5(2)): everything above for one controller, as of
-    the clock's now, with the identity policy in force named."""
+def consent_overview(store: ReadModelStore, controller: str,
+                     as_of: datetime | str | None = None, clock: Clock | None = None
+                     ) -> dict[str, Any]:
+    """Consent per purpose over every subject, at ``as_of`` (default now): ``{"controller",
+    "as_of", "subjects", "purposes": [{"purpose", "in_force", "withdrawn", "expired",
+    "subjects", "given_events", "withdrawn_events"}]}`` (``in_force`` etc. count subjects
+    whose latest consent row for the purpose is in that state at ``as_of``, as
+    ``consents(subject)`` would say; ``*_events`` count rows up to ``as_of``, one per purpose
+    of an event)."""
+    _controller_doc(store, controller)
+    at = _as_of(as_of, clock)
+    rows = store.controller_consent_rows(controller)
+    return {"controller": controller, "as_of": at,
+            "subjects": len({r[0] for r in rows if r[2] <= at}),
+            "purposes": accountability.overview(rows, at)}
+
+
+def _as_of(as_of: datetime | str | None, clock: Clock | None) -> str:
+    if as_of is None:
+        return format_rfc3339(_now(clock))
+    if isinstance(as_of, datetime):
+        return format_rfc3339(as_of)
+    return utc(as_of)
+
+
+def report(store: ReadModelStore, controller: str, clock: Clock | None = None,
+           start: datetime | None = None, end: datetime | None = None,
+           checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The accountability report (Art. 5(2)) of one controller (docs/report.md).
+
+    The registers (record of processing, recipients, findings, deadlines) are those in
+    force at the clock's now; the period ``start <= t < end`` (either open) selects what is
+    counted: consent events by their time, rights requests by receipt, breaches by
+    awareness (else detection), transfers by their time. ``checkpoint`` is the signed tree
+    head the read models had applied (``ledger.log.latest_checkpoint``), which anchors the
+    report; the API and the CLI pass it.
+
+    Keys kept stable for the evidence bundle and callers: ``controller, generated_at,
+    identity_policy, ropa, recipients, rights_requests, breaches, transfers {total,
+    invalid}, deadlines, findings``."""
     now = _now(clock)
     ctl = controller_info(store, controller)
-    ts = transfers(store, controller)
+    tz = settings(_controller_doc(store, controller)).timezone
+    as_of = format_rfc3339(now)
+    ts = [t for t in transfers(store, controller)
+          if accountability.in_period(t.get("occurred_at"), start, end)]
+    rs = [r for r in rights_requests(store, controller, clock=clock)
+          if accountability.in_period(r.get("received_at"), start, end)]
+    docs = {d["breach_id"]: d for d in store.entities("breach", controller)}
+    bs = [b for b in breaches(store, controller, clock=clock)
+          if accountability.in_period(b.get("aware_at") or b.get("detected_at"), start, end)]
+    rec = recipients(store, controller)
+    record = ropa(store, controller, clock)
     return {
         "controller": ctl,
-        "generated_at": format_rfc3339(now),
+        "generated_at": as_of,
+        "period": {"from": format_rfc3339(start) if start else None,
+                   "to": format_rfc3339(end) if end else None},
+        "timezone": tz,
         "identity_policy": ctl["identity_policy"],
-        "ropa": ropa(store, controller, clock),
-        "recipients": recipients(store, controller),
-        "rights_requests": rights_requests(store, controller, clock=clock),
-        "breaches": breaches(store, controller, clock=clock),
-        "transfers": {"total": len(ts), "invalid": [t for t in ts if not t["valid"]]},
+        "identity": accountability.identity(ctl["identity_policy"]),
+        "ropa": record,
+        "lawful_bases": accountability.lawful_bases(record["activities"]),
+        "recipients": accountability.recipients_with_transfers(rec, ts),
+        "consent": accountability.consent_stats(store.controller_consent_rows(controller),
+                                                as_of, start, end, tz),
+        "rights_requests": rs,
+        "timeliness": accountability.timeliness(rs, tz),
+        "breaches": bs,
+        "breach_timelines": [accountability.breach_timeline(
+            b, ((docs.get(b["breach_id"]) or {}).get("assessment") or {}).get("at"), now)
+            for b in bs],
+        "transfers": {"total": len(ts), "invalid": [t for t in ts if not t["valid"]],
+                      "by_mechanism": accountability.transfers_by_mechanism(ts)},
         "deadlines": deadlines(store, controller, clock),
         "findings": findings(store, controller, clock=clock),
+        "anchor": accountability.anchor(controller, checkpoint, ctl["events"]),
     }

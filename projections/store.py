@@ -175,6 +175,11 @@ class ReadModelStore(Protocol):
 
     def consent_rows(self, controller: str, subject: str) -> list[tuple[Any, ...]]: ...
 
+    def controller_consent_rows(self, controller: str) -> list[tuple[Any, ...]]:
+        """``(subject, purpose, at, seq, event_id, action, doc)`` of every subject of
+        ``controller`` (the consent overview and the report), ``doc`` parsed."""
+        ...
+
     def records(
         self,
         controller: str,
@@ -234,6 +239,10 @@ class _SQLText:
             "SELECT purpose, at, seq, event_id, action, doc FROM consents"
             f" WHERE controller={m} AND subject={m} ORDER BY purpose, at, seq"
         )
+        self.controller_consents_sql = (
+            "SELECT subject, purpose, at, seq, event_id, action, doc FROM consents"
+            f" WHERE controller={m} ORDER BY subject, purpose, at, seq"
+        )
         self.findings_sql = (
             f"SELECT code, doc FROM findings WHERE controller={m} ORDER BY seq, code")
         self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
@@ -290,6 +299,11 @@ class _StoreBase(_SQLText):
             )
         ]
 
+    def controller_consent_rows(self, controller: str) -> list[tuple[Any, ...]]:
+        """``(subject, purpose, at, seq, event_id, action, doc)`` rows, ``doc`` parsed."""
+        return [(subj, p, at, seq, eid, action, loads(doc))
+                for subj, p, at, seq, eid, action, doc in self._execute(
+                    self.controller_consents_sql, (controller,))]
 
     def records(
         self,

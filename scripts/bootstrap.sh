@@ -32,6 +32,10 @@ else
   .venv/bin/python -m pip install -q -e .
 fi
 
+# The PDF report writes names such as "Łódź" in DejaVu Sans; without it, in Latin-1.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_install fonts-dejavu-core \
+  || echo "note: fonts-dejavu-core not installed: PDF reports fall back to Latin-1" >&2
+
 if [ "$full" = 1 ]; then
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven

@@ -74,9 +74,9 @@ def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, 
         # The report must cover every event the bundle holds: not one from read models
         # still behind the log (``NotCaughtUp``: 503 + Retry-After).
         read_side.ensure_caught_up(controller)
-        doc = read_side.call("report", controller, clock=read_side.clock)
-        doc = {"period": {"from": format_rfc3339(start) if start else None,
-                          "to": format_rfc3339(end) if end else None}, **doc}
+        # the report counts the bundle's period (its ``period`` key says which)
+        doc = read_side.call("report", controller, clock=read_side.clock, start=start,
+                             end=end)
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2), to_html(doc).encode()
     doc = log_summary(ledger, controller, start, end)
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2), render_html(doc)
