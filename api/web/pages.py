@@ -178,19 +178,9 @@ def ropa_page(request: Request, controller: ViewedController) -> HTMLResponse:
                   recipients=recipients, transfers=transfers, invalid=invalid)
 
 
-def consent_overview(request: Request, controller: str) -> dict[str, Any] | None:
-    """The consent overview per purpose, from the ``report`` work's query function.
-
-    SEAM (issue #17): ``projections.queries.consent_overview(store, controller, as_of,
-    clock)`` comes with the accountability report; while it is missing from this build
-    (or not implemented yet) the page says so (None here)."""
-    queries = getattr(request.app.state.read_side, "queries", None)
-    if queries is None or not hasattr(queries, "consent_overview"):
-        return None
-    try:
-        return model(request, "consent_overview", controller, clock=request.app.state.clock)
-    except NotImplementedError:
-        return None
+def consent_overview(request: Request, controller: str) -> dict[str, Any]:
+    """The consent overview per purpose (``projections.queries.consent_overview``)."""
+    return model(request, "consent_overview", controller, clock=request.app.state.clock)
 
 
 @router.get("/c/{controller}/consents", response_class=HTMLResponse)

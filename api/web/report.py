@@ -2,10 +2,8 @@
 form (period, format) and the file itself, the same bytes ``GET
 /v1/controllers/{c}/report`` answers.
 
-SEAM (issue #17): the report work provides ``api.routes.report.make_report`` (period,
-anchoring checkpoint, json | html | csv | xlsx | pdf). While it is not in this build, the
-page renders the read side's ``report`` document with ``projections.report`` (json, html,
-csv; no period). Both answer through ``report_file``.
+Both are made by ``api.routes.report.make_report`` (period, anchoring checkpoint, json |
+html | csv | xlsx | pdf), so a page download and an API call give the same bytes.
 """
 
 from __future__ import annotations
@@ -18,11 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.readside import NotCaughtUp
-from api.routes.read import catching_up, parse_time, read_model
+from api.routes.read import catching_up, parse_time
+from api.routes.report import make_report
 from api.web import nav
 from api.web.pages import context
 from api.web.render import render
 from api.web.session import PageError, ViewedController
+from projections.report import FORMATS
 
 router = APIRouter(include_in_schema=False)
 nav.add("report", "Report")
@@ -32,52 +32,23 @@ REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' dat
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
-def _builder() -> Any:
-    try:
-        from api.routes.report import make_report
-    except ImportError:
-        return None
-    return make_report
-
-
-FALLBACK_FORMATS = {"html": ("text/html; charset=utf-8", "html"),
-                    "json": ("application/json", "json"),
-                    "csv": ("text/csv; charset=utf-8", "csv")}
-
-
 def formats() -> dict[str, tuple[str, str]]:
-    """Media type and file extension by format: the report work's, or the fallback's."""
-    if _builder() is None:
-        return FALLBACK_FORMATS
-    from projections.report import FORMATS
-
+    """Media type and file extension by format."""
     return dict(FORMATS)
-
-
-def _fallback(request: Request, controller: str, fmt: str) -> bytes:
-    from projections import report as rendering
-
-    doc = read_model(request.app.state.read_side, "report", controller,
-                     clock=request.app.state.clock)
-    fn = {"html": rendering.to_html, "json": rendering.to_json, "csv": rendering.to_csv}[fmt]
-    return fn(doc).encode()
 
 
 async def report_file(request: Request, controller: str, start: Any, end: Any,
                       fmt: str) -> bytes:
-    make = _builder()
     state = request.app.state
-    if make is None:
-        return await run_in_threadpool(_fallback, request, controller, fmt)
-    return await run_in_threadpool(make, state.ledger, state.ingest_lock, state.read_side,
-                                   controller, state.clock, start, end, fmt)
+    return await run_in_threadpool(make_report, state.ledger, state.ingest_lock,
+                                   state.read_side, controller, state.clock, start, end, fmt)
 
 
 @router.get("/c/{controller}/report", response_class=HTMLResponse)
 async def report_page(request: Request, controller: ViewedController) -> HTMLResponse:
     ctx = context(request, controller)
     return render(request, "report.html", **ctx, title="Accountability report",
-                  formats=list(formats()), periods=_builder() is not None)
+                  formats=list(formats()))
 
 
 @router.get("/c/{controller}/report/file")
