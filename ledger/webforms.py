@@ -142,6 +142,8 @@ def _field(name: str, prop: dict[str, Any], defs: dict[str, Any], required: bool
     ref = prop.get("$ref", "").rsplit("/", 1)[-1]
     node = defs.get(ref, prop) if ref else prop
     help_ = prop.get("description") or node.get("description") or ""
+    if "floating-point" in help_ or help_.startswith(("An identifier", "Free text", "A short")):
+        help_ = ""  # a schema author's note, not a DPO's: the field's kind says enough
     label = name.replace("_", " ").capitalize()
     items = node.get("items") if isinstance(node.get("items"), dict) else {}
     items = defs.get(items.get("$ref", "").rsplit("/", 1)[-1], items)

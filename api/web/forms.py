@@ -60,6 +60,7 @@ CATCH_UP_SECONDS = 2.0
 CSRF_FIELD = "csrf_token"
 FORM_ID_FIELD = "form_event_id"
 CASE_NAMES = {"breach": "Breach", "rights_request": "Rights request"}
+PLURALS = {"breach": "Breaches", "rights_request": "Rights requests"}
 READ_MODELS = {"breach": "breaches", "rights_request": "rights_requests"}
 #: What a case's state reads like, read-model field -> label (shown in this order).
 STATE_FIELDS = {
@@ -149,7 +150,7 @@ def record_page(request: Request, controller: ViewedController, key: SignedIn) -
     opening = ({case: _form(request, steps_of(case)[0], controller, ctx["tz"])
                 for case in CASES} if may_record(key) else {})
     return render(request, "record.html", **ctx, title="Record", lists=lists,
-                  opening=opening, may_record=may_record(key), names=CASE_NAMES,
+                  opening=opening, may_record=may_record(key), names=CASE_NAMES, plurals=PLURALS,
                   roles=RECORDING_ROLES)
 
 
@@ -244,7 +245,7 @@ def _rejected(request: Request, controller: str, key: ApiKey, step: Step,
                    for case in CASES}
         opening[step.case] = _form(request, step, controller, ctx["tz"], values, errors)
         return render(request, "record.html", status=422, **ctx, title="Record",
-                      lists=lists, opening=opening, may_record=True, names=CASE_NAMES,
+                      lists=lists, opening=opening, may_record=True, names=CASE_NAMES, plurals=PLURALS,
                       roles=RECORDING_ROLES, failed_case=step.case)
     return _case_page(request, controller, key, step.case, case_id,
                       failed={"step": step, "values": values, "errors": errors},

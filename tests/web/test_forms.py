@@ -274,7 +274,7 @@ def test_an_auditor_key_gets_no_form_and_a_403(browser: Any, demo: Demo) -> None
         main = browser.find_element(By.TAG_NAME, "main")
         assert "may read but not record" in main.text
         assert not main.find_elements(By.CSS_SELECTOR, "form"), "no form for an auditor"
-        first = browser.find_element(By.CSS_SELECTOR, "#cases-breach a")
+        first = browser.find_element(By.CSS_SELECTOR, "#cases-rights_request a")
         first.click()
         wait(browser).until(EC.presence_of_element_located((By.ID, "read-only")))
         assert not browser.find_elements(By.CSS_SELECTOR, "main form")
