@@ -245,8 +245,8 @@ def _rejected(request: Request, controller: str, key: ApiKey, step: Step,
                    for case in CASES}
         opening[step.case] = _form(request, step, controller, ctx["tz"], values, errors)
         return render(request, "record.html", status=422, **ctx, title="Record",
-                      lists=lists, opening=opening, may_record=True, names=CASE_NAMES, plurals=PLURALS,
-                      roles=RECORDING_ROLES, failed_case=step.case)
+                      lists=lists, opening=opening, may_record=True, names=CASE_NAMES,
+                      plurals=PLURALS, roles=RECORDING_ROLES, failed_case=step.case)
     return _case_page(request, controller, key, step.case, case_id,
                       failed={"step": step, "values": values, "errors": errors},
                       status=422)
