@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -83,12 +83,15 @@ def fill(driver: Any, case: str, slug: str, values: dict[str, Any]) -> None:
             el.send_keys(value)
     page = driver.find_element(By.TAG_NAME, "html")
     box.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(driver).until(EC.staleness_of(page))  # the answer's page, not this one
+    # The answer's page, not this one (while it swaps, Chromium may answer a node
+    # lookup with an inspector error: ask again).
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
+        EC.staleness_of(page))
 
 
 def recorded(driver: Any) -> str:
     """After a post: wait for the case page that shows the new state; its event id."""
-    note = WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)
+    note = WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)
                          ).until(lambda d: next(
         (e for e in d.find_elements(By.ID, "recorded") if e.text.startswith("Recorded:")),
         None))
