@@ -476,7 +476,7 @@ def demo(
     """Load the example controllers from the seeds, verify the log, then serve it."""
     from ledger.demo import load_demo
 
-    summary = load_demo(data, progress=not json)
+    summary = load_demo(data, progress=not json, port=port)
     out(summary, json, summary["text"])
     serve_cmd = _plugin_command("serve")
     if not load_only and serve_cmd is not None:

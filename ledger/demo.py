@@ -11,7 +11,6 @@ a late breach notification without reasons, an answer later than the promise).
 from __future__ import annotations
 
 import random
-import secrets
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -20,41 +19,21 @@ from typing import Any
 
 import orjson
 
+from ledger.apikeys import ApiKeyStore
 from ledger.clock import Clock, SystemClock, format_rfc3339
 from ledger.config import Config
 from ledger.envelope import complete, pseudonym
 from ledger.paths import EXAMPLES
 from ledger.service import Ledger, init_data_dir
-from ledger.signing import (
-    generate_key,
-    load_private_key,
-    public_key_text,
-    save_private_key,
-)
+from ledger.signing import public_key_text
 from ledger.verify import LogSource, verify_source
+from ledger.webforms import WebForms, producer_key, subject_key
 
 Partial = tuple[datetime, str, dict[str, Any]]  # (occurred_at, producer, envelope sans sig)
 
 
 def controller_files() -> list[Path]:
     return sorted((EXAMPLES / "controllers").glob("*.json"))
-
-
-def subject_key(cfg: Config, controller: str) -> bytes:
-    """The controller's HMAC key for pseudonymous subject references."""
-    path = cfg.keys_dir / "controllers" / f"{controller}.subject.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_bytes(secrets.token_bytes(32))
-    return path.read_bytes()
-
-
-def producer_key(cfg: Config, controller: str, producer: str) -> Any:
-    path = cfg.keys_dir / "producers" / controller / f"{producer}.pem"
-    if not path.exists():
-        save_private_key(generate_key(), path)
-    return load_private_key(path)
 
 
 class StreamBuilder:
@@ -95,6 +74,7 @@ class StreamBuilder:
         self._transfers()
         self._rights_requests()
         self._breaches()
+        self._odd_processing()
         self.out.sort(key=lambda p: p[0])
         return self.out
 
@@ -166,6 +146,14 @@ class StreamBuilder:
         recipients = {r["recipient_id"]: r for r in self.spec["recipients"]}
         for tr in self.stream["transfers"]:
             rcp = recipients[tr["recipient_id"]]
+            if "on" in tr:  # one dated transfer (e.g. before a mechanism was in force)
+                self.add(_on(tr["on"]), "crm", "transfer.made", {
+                    "recipient_id": rcp["recipient_id"],
+                    "destination_country": rcp["country"],
+                    "mechanism": tr.get("mechanism", rcp["safeguard"]),
+                    "data_categories": ["contact"], "activity_id": tr["activity_id"],
+                    "count": self.rnd.randint(5, 200)})
+                continue
             for day in range(0, self.stream["days"], tr["every_days"]):
                 data: dict[str, Any] = {
                     "recipient_id": rcp["recipient_id"], "destination_country": rcp["country"],
@@ -176,7 +164,8 @@ class StreamBuilder:
 
     def _rights_requests(self) -> None:
         for n, rr in enumerate(self.stream["rights_requests"]):
-            at = self.now - timedelta(days=rr["days_ago"], hours=3)
+            at = (_on(rr["received_on"]) if "received_on" in rr
+                  else self.now - timedelta(days=rr["days_ago"], hours=3))
             subject = self.subject(10_000 + n)
             self.add(at, "support", "rights_request.received", {
                 "request_id": rr["request_id"], "right": rr["right"],
@@ -190,11 +179,13 @@ class StreamBuilder:
         authority = self.spec["controller"].get("lead_authority", "Datatilsynet")
         for br in self.stream["breaches"]:
             detected = self.now - timedelta(days=br["days_ago"])
-            aware = detected + timedelta(hours=br["aware_after_hours"])
+            aware = detected + timedelta(hours=br["aware_after_hours"] or 0)
             bid = br["breach_id"]
             self.add(detected, "soc", "breach.detected", {
                 "breach_id": bid, "detected_at": format_rfc3339(detected),
                 "description": br["description"]})
+            if br["aware_after_hours"] is None:  # detected, awareness never recorded
+                continue
             self.add(aware, "soc", "breach.aware", {"breach_id": bid,
                                                     "aware_at": format_rfc3339(aware)})
             if br.get("risk"):
@@ -212,6 +203,22 @@ class StreamBuilder:
                 self.add(notified, "soc", "breach.notified_authority", data)
 
 
+    def _odd_processing(self) -> None:
+        """Processing the stream's recipe lists by hand: a basis the record of processing
+        does not declare for the activity (e.g. consent where it says contract and law)."""
+        for op in self.stream.get("odd_processing", []):
+            self.add(self.now - timedelta(days=op["days_ago"]), "crm", "processing.performed",
+                     {"activity_id": op["activity_id"], "basis": op["basis"],
+                      "data_categories": op["data_categories"],
+                      "subject_count": op.get("subject_count", 1)})
+
+
+def _on(day: str) -> datetime:
+    """A recipe's absolute date (YYYY-MM-DD) at 09:00 UTC: for facts whose point is the
+    calendar (a request received on 31 January) rather than their age."""
+    return datetime.fromisoformat(f"{day}T09:00:00+00:00")
+
+
 def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime) -> int:
     """Register the controller and its producers, then append its history. Returns the
     number of events appended; 0 when the controller is already in the ledger."""
@@ -221,7 +228,9 @@ def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime) -> int:
         return 0
     builder = StreamBuilder(spec, subject_key(cfg, cid), now)
     partials = builder.build()
-    origin_at = format_rfc3339(builder.start - timedelta(days=1))
+    # Registered a day before its first fact (a recipe may date facts before the stream).
+    first = min([builder.start, *(p[0] for p in partials)])
+    origin_at = format_rfc3339(first - timedelta(days=1))
     data = {k: v for k, v in ctl.items() if k != "id"}
     results = [ledger.register_controller(cid, data, at=origin_at)]
     keys = {}
@@ -229,6 +238,8 @@ def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime) -> int:
         keys[pid] = producer_key(cfg, cid, pid)
         results.append(ledger.register_producer(cid, pid, public_key_text(keys[pid]), types,
                                                 at=origin_at))
+    # The server's own producer for what a DPO records on the pages (ledger.webforms).
+    WebForms(ledger).ensure_producer(cid, at=origin_at)
     batch: list[dict[str, Any]] = []
     for at, pid, env in partials:
         env["occurred_at"] = format_rfc3339(at)
@@ -241,10 +252,34 @@ def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime) -> int:
     return len(results)
 
 
+DEMO_KEYS = "demo-keys.json"
+
+
+def demo_keys(data_dir: Path, admin_key: str | None, controllers: list[str]) -> dict[str, str]:
+    """The demo's sign-in keys, kept in ``DIR/demo-keys.json`` (mode 0600) so every run
+    can print them again: an admin key (records on the pages) and an auditor key for
+    every example controller (reads only). A demo convenience — a real ledger's keys are
+    shown once (``auditledger apikey create``) and stored only as hashes."""
+    path = data_dir / DEMO_KEYS
+    keys: dict[str, str] = orjson.loads(path.read_bytes()) if path.exists() else {}
+    if admin_key:
+        keys["admin_api_key"] = admin_key
+    if "auditor_api_key" not in keys and controllers:
+        store = ApiKeyStore(Config.load(data_dir).auth_db)
+        try:
+            keys["auditor_api_key"], _ = store.create("auditor", tuple(controllers))
+        finally:
+            store.close()
+    path.touch(mode=0o600)
+    path.write_bytes(orjson.dumps(keys, option=orjson.OPT_INDENT_2))
+    return keys
+
+
 def load_demo(data_dir: Path, progress: bool = True, clock: Clock | None = None,
-              only: list[str] | None = None) -> dict[str, Any]:
+              only: list[str] | None = None, port: int = 8080) -> dict[str, Any]:
     """Create (or reuse) a ledger in ``data_dir``, load every example controller, verify
-    the whole log and return a summary with the latest signed checkpoints."""
+    the whole log and return a summary with the latest signed checkpoints, the URL of the
+    pages and the keys to sign in with."""
     clock = clock or SystemClock()
     admin_key = None
     if not (data_dir / "config.json").exists():
@@ -275,7 +310,19 @@ def load_demo(data_dir: Path, progress: bool = True, clock: Clock | None = None,
     for cid, note in checkpoints.items():
         lines.append(f"latest signed checkpoint for {cid}:")
         lines.extend("    " + line for line in note.rstrip("\n").split("\n"))
-    if admin_key:
-        lines.append(f"admin API key (shown once): {admin_key}")
+    keys = demo_keys(data_dir, admin_key, sorted(checkpoints))
+    url = f"http://127.0.0.1:{port}/"
+    first = f"{url}c/NO-921119224/findings"
+    lines += [
+        "",
+        f"Pages: {url}  (API docs: {url}docs)",
+        f"  sign in as an auditor (read only):  {keys.get('auditor_api_key')}",
+        f"  sign in as the DPO (admin, records breaches and requests):"
+        f"  {keys.get('admin_api_key', '(shown at the first run; see ' + DEMO_KEYS + ')')}",
+        f"  open first: {first}",
+        f"  (the keys are kept in {data_dir / DEMO_KEYS})",
+    ]
     return {"data_dir": str(data_dir), "loaded": loaded, "verify": report.to_dict(),
-            "checkpoints": checkpoints, "admin_api_key": admin_key, "text": "\n".join(lines)}
+            "checkpoints": checkpoints, "admin_api_key": keys.get("admin_api_key"),
+            "auditor_api_key": keys.get("auditor_api_key"), "url": url, "open_first": first,
+            "text": "\n".join(lines)}
