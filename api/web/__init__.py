@@ -17,11 +17,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.web import apidocs, explorer, pages, report, signin, stream
+from api.web import apidocs, explorer, forms, pages, report, signin, stream
 from api.web.render import STATIC, render
 from api.web.session import PageError, Sessions, SignInRequired, signin_url
 
-MODULES = (signin, pages, explorer, report, stream, apidocs)
+MODULES = (signin, pages, explorer, forms, report, stream, apidocs)
 
 #: Pages load nothing from elsewhere and run no inline script (the API docs pages, whose
 #: bundles need inline set-up, set their own).
