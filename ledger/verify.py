@@ -255,12 +255,13 @@ class LogSource:
 
 
 def open_target(target: Path) -> tuple[Any, list[str]]:
-    """A data directory or an evidence bundle, and the log keys it carries.
+    """A data directory or an evidence bundle (zip, or unzipped: a directory holding
+    ``manifest.note``), and the log keys it carries.
 
     An auditor should pin the log key with ``--log-key`` rather than trust the one found
     beside the data; the CLI does that when given one.
     """
-    if target.is_dir():
+    if target.is_dir() and not (target / "manifest.note").exists():
         from ledger.config import Config
         from ledger.service import Ledger
 
@@ -270,8 +271,8 @@ def open_target(target: Path) -> tuple[Any, list[str]]:
         source = LogSource(ledger.log)
         source.close = ledger.close  # type: ignore[attr-defined]
         return source, keys
-    if target.is_file():
-        from ledger.bundle import BundleSource
+    if target.is_file() or target.is_dir():
+        from ledger.bundle_check import BundleSource
 
         bundle = BundleSource(target)
         return bundle, bundle.log_keys

@@ -67,7 +67,11 @@ def log_summary(ledger: Ledger, controller: str, start: Any, end: Any) -> dict[s
 
 
 def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, start: Any,
-                   end: Any) -> tuple[bytes, bytes]:
+                   end: Any) -> tuple[bytes, bytes, list[str]]:
+    """The report's JSON and HTML, stating the bundle's period, and the event ids it cites
+    as evidence (the bundle must hold every one: ``ledger.bundle.write_bundle(cited=)``)."""
+    period = {"from": format_rfc3339(start) if start else None,
+              "to": format_rfc3339(end) if end else None}
     if read_side is not None:
         from projections.report import to_html
 
@@ -75,27 +79,44 @@ def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, 
         # still behind the log (``NotCaughtUp``: 503 + Retry-After).
         read_side.ensure_caught_up(controller)
         doc = read_side.call("report", controller, clock=read_side.clock)
-        doc = {"period": {"from": format_rfc3339(start) if start else None,
-                          "to": format_rfc3339(end) if end else None}, **doc}
-        return orjson.dumps(doc, option=orjson.OPT_INDENT_2), to_html(doc).encode()
-    doc = log_summary(ledger, controller, start, end)
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2), render_html(doc)
+        doc = {**doc, "period": period}
+        body, page = orjson.dumps(doc, option=orjson.OPT_INDENT_2), to_html(doc).encode()
+    else:
+        doc = log_summary(ledger, controller, start, end)
+        body, page = orjson.dumps(doc, option=orjson.OPT_INDENT_2), render_html(doc)
+    return body, page, sorted(set(_cited(doc)))
+
+
+def _cited(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key == "evidence" and isinstance(value, list):
+                yield from (v for v in value if isinstance(v, str))
+            else:
+                yield from _cited(value)
+    elif isinstance(doc, list):
+        for value in doc:
+            yield from _cited(value)
 
 
 def make_bundle(ledger: Ledger, read_side: ReadSide | None, controller: str, start: Any,
                 end: Any) -> bytes:
-    report_json, report_html = report_members(ledger, read_side, controller, start, end)
-    return build_bundle(ledger, controller, start, end, report_json, report_html)
+    report_json, report_html, cited = report_members(ledger, read_side, controller, start,
+                                                     end)
+    return build_bundle(ledger, controller, start, end, report_json, report_html,
+                        cited=cited)
 
 
 @router.get(
     "/v1/controllers/{controller}/evidence",
     summary="Evidence bundle (zip) for a period, verifiable offline",
     description=(
-        "Events with `from <= occurred_at < to` (RFC 3339 or YYYY-MM-DD; both optional), "
-        "every administration event, the producer and log keys, checkpoints with "
-        "consistency proofs, an inclusion proof per event to the final checkpoint, and the "
-        "accountability report (JSON + HTML). Check it with `auditledger verify FILE.zip`."
+        "Every event between the signed checkpoints at or before `from` and at or after "
+        "`to` (RFC 3339 or YYYY-MM-DD, on `occurred_at`; both optional) with the "
+        "compact-range proof of both edges, the administration events before them, the "
+        "producer and log keys, checkpoints with consistency proofs, the proof to the "
+        "newest checkpoint, and the accountability report (JSON + HTML). Format: "
+        "docs/verification.md. Check it with `auditledger verify FILE.zip --log-key KEY`."
     ),
     response_class=Response,
     responses={200: {"content": {"application/zip": {
