@@ -109,6 +109,8 @@ class BundleSource:
         lines = note.split("\n")
         self.controller = lines[1] if len(lines) > 2 else "?"
         self.problems: list[Problem] = []
+        self.held: list[str] = []
+        self._held_sizes: dict[int, bytes] = {}
 
     # -- the Source seam (a bundle is checked by ``verify_report``, not by these) ----------
 
@@ -154,10 +156,14 @@ class BundleSource:
 
     # -- verification ----------------------------------------------------------------------
 
-    def verify_report(self, log_keys: Sequence[str], verifier: Verifier | None = None
-                      ) -> Report:
-        """Everything the bundle claims, checked with ``log_keys`` only."""
+    def verify_report(self, log_keys: Sequence[str], verifier: Verifier | None = None,
+                      held: Sequence[str] = ()) -> Report:
+        """Everything the bundle claims, checked with ``log_keys`` only. ``held`` are
+        signed checkpoint notes the auditor already holds (an earlier bundle, a witness,
+        ``GET …/checkpoint``): what the operator cannot re-sign after the fact. The bundle
+        must agree with each one it spans, and must not be older than any (rollback)."""
         self.problems = []
+        self.held = list(held)
         report = Report()
         own = verifier is None
         verifier = verifier or Verifier(0)
@@ -191,6 +197,7 @@ class BundleSource:
             self._add("range_mismatch", "manifest range is not the edges' sizes")
         if end is not None and latest is not None:
             self._latest(end, latest)
+        self._held_sizes = self._held(log_keys, man, cps)
         self._period(man, start, end, latest)
         counts = self._events(man, cps, start, end, latest, verifier)
         return {
@@ -451,6 +458,11 @@ class BundleSource:
             expected = max(expected, index + 1)
             if rng is not None:
                 rng.append(leaf)
+                want = self._held_sizes.get(rng.end)
+                if want is not None and rng.root() != want:
+                    self._add("held_checkpoint_mismatch", f"the checkpoint you hold at size "
+                              f"{rng.end} has another root than this bundle's leaves give: "
+                              "the log was rebuilt or forked")
         if expected < man.end:
             self._add("missing_event", f"{EVENTS} stops at index {expected - 1}, the range "
                       f"ends at {man.end - 1}", None, expected)
@@ -458,6 +470,27 @@ class BundleSource:
                                                     or rng.root() != end.root):
             self._add("range_root_mismatch", f"leaves 0..{man.end - 1} from {RANGE} and "
                       f"{EVENTS} do not give the end checkpoint's signed root")
+
+    def _held(self, log_keys: Sequence[str], man: Manifest, cps: dict[int, _Cp]
+              ) -> dict[int, bytes]:
+        """Check held checkpoints against the bundle's signed ones; return those inside
+        the range, to compare with the roots the leaves give as they stream."""
+        inside: dict[int, bytes] = {}
+        for n, note in enumerate(self.held, 1):
+            try:
+                cp = open_checkpoint(note, log_keys, origin=origin(self.controller))
+            except NoteError as exc:
+                self._add("bad_checkpoint", f"held checkpoint {n}: {exc}")
+                continue
+            if cp.size > man.latest_size:
+                self._add("rolled_back", f"you hold a checkpoint at size {cp.size}; this "
+                          f"bundle's newest is {man.latest_size}: the log was rolled back")
+            elif cp.size in cps and cps[cp.size].root != cp.root:
+                self._add("held_checkpoint_mismatch", f"the checkpoint you hold at size "
+                          f"{cp.size} differs from the bundle's: the log was forked")
+            elif man.begin < cp.size <= man.end:
+                inside[cp.size] = cp.root
+        return inside
 
     def _received(self, received: Any, index: int, cps: dict[int, _Cp], sizes: list[int],
                   eid: str, where: str) -> None:

@@ -324,6 +324,11 @@ def verify(
         list[str] | None,
         typer.Option(help="Pinned log verifier key(s); default: the one the target carries."),
     ] = None,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(help="A signed checkpoint note you already hold (file); the bundle "
+                     "must agree with it and not be older (repeatable)."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Check a whole log or an evidence bundle offline; exit 0 only if everything verifies."""
@@ -331,7 +336,8 @@ def verify(
 
     source, keys = open_target(target)
     try:
-        report = verify_source(source, log_key or keys)
+        held = [p.read_text(encoding="utf-8") for p in checkpoint or []]
+        report = verify_source(source, log_key or keys, held=held)
     finally:
         close = getattr(source, "close", None)
         if close:

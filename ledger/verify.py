@@ -46,13 +46,14 @@ from ledger.verifier import Verifier
 
 
 def verify_source(
-    source: Source, log_keys: Sequence[str], verifier: Verifier | None = None
+    source: Source, log_keys: Sequence[str], verifier: Verifier | None = None,
+    held: Sequence[str] = (),
 ) -> Report:
     own_check = getattr(source, "verify_report", None)
     if own_check is not None:
-        # An evidence bundle is a subset of a log: it checks each event by its inclusion
-        # proof instead of recomputing the tree (ledger.bundle.BundleSource).
-        return own_check(log_keys, verifier)
+        # An evidence bundle is a stretch of a log: it checks its range by a compact-range
+        # proof and its context by inclusion proofs (ledger.bundle_check.BundleSource).
+        return own_check(log_keys, verifier, held)
     report = Report()
     own = verifier is None
     verifier = verifier or Verifier()
