@@ -395,24 +395,32 @@ def evidence(
 ) -> None:
     """Fetch an evidence bundle from a running ledger, streamed to --out; check it with
     ``auditledger verify FILE --log-key KEY``."""
+    import time
+
     import httpx
 
     params = {k: v for k, v in (("from", from_), ("to", to)) if v is not None}
     tmp = out_file.with_name(out_file.name + ".part")
+    size = 0
     try:
-        with httpx.stream("GET", f"{url.rstrip('/')}/v1/controllers/{controller}/evidence",
-                          params=params, headers={"Authorization": f"Bearer {api_key}"},
-                          timeout=600.0) as resp:
-            if resp.status_code != 200:
-                resp.read()
-                from ledger.client import _reason
+        for attempt in range(30):
+            with httpx.stream("GET", f"{url.rstrip('/')}/v1/controllers/{controller}/evidence",
+                              params=params, headers={"Authorization": f"Bearer {api_key}"},
+                              timeout=600.0) as resp:
+                if resp.status_code == 503 and attempt < 29:
+                    # the read side is catching up (the report must cover every event)
+                    time.sleep(min(float(resp.headers.get("Retry-After") or 1), 5.0))
+                    continue
+                if resp.status_code != 200:
+                    resp.read()
+                    from ledger.client import _reason
 
-                fail(f"evidence: {_reason(resp)}", 2 if resp.status_code < 500 else 1)
-            size = 0
-            with tmp.open("wb") as f:
-                for chunk in resp.iter_bytes(1 << 16):
-                    f.write(chunk)
-                    size += len(chunk)
+                    fail(f"evidence: {_reason(resp)}", 2 if resp.status_code < 500 else 1)
+                with tmp.open("wb") as f:
+                    for chunk in resp.iter_bytes(1 << 16):
+                        f.write(chunk)
+                        size += len(chunk)
+                break
     except httpx.HTTPError as exc:
         tmp.unlink(missing_ok=True)
         fail(f"evidence: {url}: {exc}", 1)
