@@ -9,17 +9,22 @@ The ledger never imports the read side: the report is passed in as bytes.
 from __future__ import annotations
 
 import html
+import os
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import LedgerDep, ReadSideDep, VisibleController
 from api.errors import ApiError
 from api.readside import NotCaughtUp, ReadSide
 from api.routes.read import ERRORS, catching_up, parse_time, time_query
-from ledger.bundle import BundleError, build_bundle
+from ledger.bundle import BundleError, save_bundle
 from ledger.clock import format_rfc3339
 from ledger.service import Ledger
 
@@ -100,11 +105,21 @@ def _cited(doc: Any) -> Any:
 
 
 def make_bundle(ledger: Ledger, read_side: ReadSide | None, controller: str, start: Any,
-                end: Any) -> bytes:
+                end: Any) -> Path:
+    """The bundle, streamed to a temporary file (a period of a large log does not sit in
+    memory); the caller deletes it once sent."""
     report_json, report_html, cited = report_members(ledger, read_side, controller, start,
                                                      end)
-    return build_bundle(ledger, controller, start, end, report_json, report_html,
-                        cited=cited)
+    fd, name = tempfile.mkstemp(prefix="auditledger-evidence-", suffix=".zip")
+    os.close(fd)
+    path = Path(name)
+    try:
+        save_bundle(ledger, controller, path, start, end, (report_json, report_html),
+                    cited=cited)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 @router.get(
@@ -135,11 +150,11 @@ async def get_evidence(
     if start and end and start > end:
         raise ApiError(422, "invalid_range", "from is after to")
     try:
-        data = await run_in_threadpool(make_bundle, ledger, read_side, controller, start, end)
+        path = await run_in_threadpool(make_bundle, ledger, read_side, controller, start, end)
     except BundleError as exc:
         raise ApiError(409, "no_checkpoint", str(exc)) from None
     except NotCaughtUp as exc:
         raise catching_up(exc) from None
-    name = f"evidence-{controller}.zip"
-    return Response(data, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return FileResponse(path, media_type="application/zip",
+                        filename=f"evidence-{controller}.zip",
+                        background=BackgroundTask(path.unlink, missing_ok=True))

@@ -216,3 +216,33 @@ def test_evidence_bad_range(api: Api) -> None:
     r = api.get(f"/v1/controllers/{CONTROLLER}/evidence",
                 params={"from": "2026-02-01", "to": "2026-01-01"})
     assert r.status_code == 422 and r.json()["code"] == "invalid_range"
+
+
+def test_whole_log_bundle_missing_an_event_resigned_is_refused(api: Api, bundle: bytes
+                                                              ) -> None:
+    """What an independent verifier found accepted before format 2: an event dropped from a
+    whole-log bundle and the manifest re-signed with the log key."""
+    from ledger.signing import load_private_key
+    from tests.core.test_bundle_tamper import resign
+
+    parts = members(bundle)
+    assert orjson.loads(parts["manifest.json"])["from"] is None  # the whole log
+    lines = parts["events.jsonl"].splitlines(keepends=True)
+    forged = resign({**parts, "events.jsonl": b"".join(lines[:5] + lines[6:])},
+                    load_private_key(api.world.ledger.cfg.log_key_file))
+    source = BundleSource(rezip(forged))
+    problems = {p.problem for p in verify_source(source, [api.world.ledger.verifier_key])
+                .problems}
+    assert {"missing_event", "range_root_mismatch"} <= problems, problems
+
+
+def test_report_states_the_period_and_cites_only_bundled_events(api: Api) -> None:
+    r = api.get(f"/v1/controllers/{CONTROLLER}/evidence",
+                params={"from": "2026-11-20", "to": "2026-11-21"})
+    assert r.status_code == 200
+    parts = members(r.content)
+    report = orjson.loads(parts["report/accountability.json"])
+    assert report["period"] == {"from": "2026-11-20T00:00:00.000Z",
+                                "to": "2026-11-21T00:00:00.000Z"}
+    source = BundleSource(r.content)
+    assert verify_source(source, [api.world.ledger.verifier_key]).ok
