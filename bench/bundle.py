@@ -67,7 +67,13 @@ def run(events: int = 10_000, log_events: int | None = None,
     tmp = Path(tempfile.mkdtemp(prefix="auditledger-bench-bundle-"))
     try:
         where = data or tmp / "ledger"
-        load(where, log_events).close()
+        # Loaded in a child too: a child's peak RSS counts the parent's pages at fork.
+        _, code, _ = _child([sys.executable, "-c", "import sys; from pathlib import Path; "
+                             "from bench.bundle import load; "
+                             "load(Path(sys.argv[1]), int(sys.argv[2])).close()",
+                             str(where), str(log_events)])
+        if code:
+            raise RuntimeError("loading the ledger failed")
         out = tmp / "bundle.zip"
         build_s, code, build_mb = _child([
             sys.executable, "-c",

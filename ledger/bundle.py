@@ -92,6 +92,12 @@ def _time_of(cp: StoredCheckpoint) -> datetime | None:
     return parse_rfc3339(at) if at else None
 
 
+def _signed_time(cp: StoredCheckpoint) -> str | None:
+    """The ``time`` field of a checkpoint record: the signed extension, verbatim."""
+    at = _time_of(cp)
+    return format_rfc3339(at) if at else None
+
+
 def choose_edges(
     cps: Sequence[StoredCheckpoint], start: datetime | None, end: datetime | None,
     lateness: timedelta | None,
@@ -176,6 +182,7 @@ def write_bundle(
     log_keys: Sequence[str] = (),
     lateness: timedelta | None = None,
     now: datetime | None = None,
+    note_of: Callable[[StoredCheckpoint], str] | None = None,
 ) -> Manifest:
     """Stream the bundle for ``controller``'s period ``[from_, to)`` into ``out``.
 
@@ -184,7 +191,10 @@ def write_bundle(
     accountability report as (json, html) bytes, or a function of the period
     (``{"from", "to"}``) that makes them: the ledger never imports the read side. ``cited``
     are event ids the report names as evidence: those outside the range are bundled as
-    context, with inclusion proofs, so every cited event is in the bundle.
+    context, with inclusion proofs, so every cited event is in the bundle. ``note_of``
+    gives the note text bundled for a checkpoint — the witness code passes one that
+    appends the C2SP tlog-cosignature lines kept for it; by default the log's own note.
+    It MUST return the same signed body (only signature lines added).
     """
     if hasattr(ledger_or_log, "cfg") and hasattr(ledger_or_log, "log"):
         ledger = ledger_or_log
@@ -255,7 +265,8 @@ def write_bundle(
     w.member(PRODUCERS, [orjson.dumps(key_history(admin), option=orjson.OPT_INDENT_2)])
     spanned = [cp for cp in cps if begin <= cp.size <= latest.size]
     w.member(CHECKPOINTS, (
-        orjson.dumps({"size": cp.size, "time": cp.created_at, "note": cp.note}) + b"\n"
+        orjson.dumps({"size": cp.size, "time": _signed_time(cp),
+                      "note": note_of(cp) if note_of else cp.note}) + b"\n"
         for cp in spanned))
     w.member(CONSISTENCY, (
         orjson.dumps({"from": a.size, "to": b.size,

@@ -135,6 +135,13 @@ class BundleSource:
     def close(self) -> None:
         self.m.close()
 
+    def checkpoint_notes(self) -> dict[int, str]:
+        """Every bundled checkpoint note by tree size, with its cosignature lines: what
+        the witness check (``--witness VKEY --quorum N``) reads. Not verified here."""
+        return {d["size"]: d["note"] for _, d in self._jsonl(CHECKPOINTS)
+                if isinstance(d, dict) and isinstance(d.get("size"), int)
+                and isinstance(d.get("note"), str)}
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _jsonl(self, name: str) -> Iterator[tuple[int, Any]]:
@@ -190,7 +197,10 @@ class BundleSource:
             if cp is None:
                 self._add("edge_missing", f"the {role} checkpoint (size {size}) is not in "
                           f"{CHECKPOINTS} or does not verify")
-            elif role != "latest" and size and cp.time is None:
+            elif cp.time is None and ((role == "start" and size) or (
+                    role == "end" and man.period_to is not None)):
+                # an edge whose time the period needs (a log written before checkpoints
+                # carried times still gives whole-log bundles)
                 self._add("checkpoint_untimed", f"the {role} checkpoint (size {size}) has no "
                           "signed time: it cannot be a period edge")
         if (man.begin, man.end) != (man.start_size, man.end_size):
