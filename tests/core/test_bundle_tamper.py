@@ -471,3 +471,34 @@ def test_verify_dir_and_cli_name_the_problem(case: Case, tmp_path: Path) -> None
     assert result.exit_code == 1 and not doc["ok"]
     assert "missing_event" in {p["problem"] for p in doc["problems"]}
     assert doc["warnings"] == []
+
+
+def test_a_log_signed_before_checkpoint_times_still_gives_whole_log_bundles(
+        tmp_path: Path) -> None:
+    """Checkpoints without the ``time`` line (written before it existed) verify; they can
+    be the end of a whole-log bundle, never the edge of a period."""
+    import sqlite3
+
+    world = make_world(tmp_path)
+    world.ledger.submit([world.event() for _ in range(4)])
+    world.ledger.flush()
+    key = load_private_key(world.ledger.cfg.log_key_file)
+    conn = sqlite3.connect(world.data_dir / "ledger.sqlite", isolation_level=None)
+    for size, root in conn.execute("SELECT size, root FROM checkpoints").fetchall():
+        conn.execute("UPDATE checkpoints SET note=? WHERE size=?",
+                     (CheckpointSigner(key).sign(CONTROLLER, size, root), size))
+    conn.close()
+    world.ledger.close()
+    from ledger.config import Config
+    from ledger.service import Ledger
+
+    ledger = Ledger(Config.load(world.data_dir), clock=world.clock, verifier_workers=0)
+    try:
+        whole = build_bundle(ledger, CONTROLLER)
+        assert BundleSource(whole).verify_report([ledger.verifier_key]).ok
+        period = build_bundle(ledger, CONTROLLER, NOW - timedelta(hours=1), NOW)
+        problems = {p.problem for p in BundleSource(period).verify_report(
+            [ledger.verifier_key]).problems}
+        assert "checkpoint_untimed" in problems
+    finally:
+        ledger.close()
