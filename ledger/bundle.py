@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.bundle_check import BundleSource, key_history
 from ledger.bundle_format import (
     CHECKPOINTS,
+    CITED,
+    CITED_PROOFS,
     CONSISTENCY,
     CONTEXT,
     EVENTS,
@@ -190,8 +192,9 @@ def write_bundle(
     everything stored) and uses the ledger's log key and lateness bound. ``report`` is the
     accountability report as (json, html) bytes, or a function of the period
     (``{"from", "to"}``) that makes them: the ledger never imports the read side. ``cited``
-    are event ids the report names as evidence: those outside the range are bundled as
-    context, with inclusion proofs, so every cited event is in the bundle. ``note_of``
+    are event ids the report names as evidence: those before the range are bundled as
+    context (inclusion proofs to the end edge), those after it in ``cited.jsonl``
+    (inclusion proofs to the newest checkpoint), so every cited event is in the bundle. ``note_of``
     gives the note text bundled for a checkpoint — the witness code passes one that
     appends the C2SP tlog-cosignature lines kept for it; by default the log's own note.
     It MUST return the same signed body (only signature lines added).
@@ -228,6 +231,7 @@ def write_bundle(
     stamp = now.timetuple()[:6] if now else (1980, 1, 1, 0, 0, 0)
     w = _Writer(out, stamp)
     context: list[StoredEvent] = []
+    later: list[StoredEvent] = []  # cited events after the range
     admin: list[dict[str, Any]] = []
     counts = {"events": 0, "period_events": 0}
 
@@ -235,7 +239,7 @@ def write_bundle(
         for ev in log.events(controller=controller):
             if ev.index >= stop:
                 if ev.event_id in wanted:
-                    context.append(ev)
+                    later.append(ev)
                     wanted.discard(ev.event_id)
                 if ev.index >= latest.size or not wanted:
                     break
@@ -259,9 +263,14 @@ def write_bundle(
     w.member(EVENTS, range_lines())
     w.member(CONTEXT, (_record(ev) for ev in context))
     w.member(INCLUSION, (
+        orjson.dumps({"event_id": ev.event_id, "index": ev.index, "tree_size": stop,
+                      "proof": [b64(h) for h in inclusion_proof(get, ev.index, stop)]})
+        + b"\n" for ev in context))
+    w.member(CITED, (_record(ev) for ev in later))
+    w.member(CITED_PROOFS, (
         orjson.dumps({"event_id": ev.event_id, "index": ev.index, "tree_size": latest.size,
                       "proof": [b64(h) for h in inclusion_proof(get, ev.index, latest.size)]})
-        + b"\n" for ev in context))
+        + b"\n" for ev in later))
     w.member(PRODUCERS, [orjson.dumps(key_history(admin), option=orjson.OPT_INDENT_2)])
     spanned = [cp for cp in cps if begin <= cp.size <= latest.size]
     w.member(CHECKPOINTS, (
@@ -288,6 +297,7 @@ def write_bundle(
         "start": begin, "end": stop, "latest": latest.size,
         "events": counts["events"] + len(context), "range_events": counts["events"],
         "period_events": counts["period_events"], "context_events": len(context),
+        "cited_events": len(later),
         "log_keys": list(log_keys)}, option=orjson.OPT_INDENT_2)])
     manifest.digests = dict(w.digests)
     from ledger.checkpoint import sign_note

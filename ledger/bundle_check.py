@@ -21,6 +21,8 @@ import orjson
 
 from ledger.bundle_format import (
     CHECKPOINTS,
+    CITED,
+    CITED_PROOFS,
     CONSISTENCY,
     CONTEXT,
     EVENTS,
@@ -330,7 +332,8 @@ class BundleSource:
         self._report_period(man, report_doc)
         sizes = sorted(cps)
         pending: list[tuple[dict[str, Any], int, str, bytes, bytes, str]] = []
-        counts = {"events": 0, "range_events": 0, "period_events": 0, "context_events": 0}
+        counts = {"events": 0, "range_events": 0, "period_events": 0, "context_events": 0,
+                  "cited_events": 0}
         f, t = _at(man.period_from), _at(man.period_to)
 
         def flush() -> None:
@@ -385,20 +388,35 @@ class BundleSource:
                     flush()
             return index, eid, leaf
 
-        # context before the range, then the range, then cited context after it
-        context = [(n, d) for n, d in self._jsonl(CONTEXT)]
+        # context before the range (proved in the end edge), the range, then the cited
+        # events after it (proved in the newest checkpoint)
+        context = list(self._jsonl(CONTEXT))
         context.sort(key=lambda x: x[1].get("index", -1) if isinstance(x[1], dict) else -1)
         proofs = {d.get("event_id"): d for _, d in self._jsonl(INCLUSION) if isinstance(d, dict)}
-        after = []
         for n, doc in context:
-            if isinstance(doc, dict) and isinstance(doc.get("index"), int) \
-                    and doc["index"] >= man.begin:
-                after.append((n, doc))
-                continue
-            self._context(check(doc, f"{CONTEXT} line {n}"), proofs, latest, counts)
+            got = check(doc, f"{CONTEXT} line {n}")
+            if got is not None:
+                counts["context_events"] += 1
+                if got[0] >= man.begin:
+                    self._add("event_outside_range", f"{CONTEXT} line {n}: a context event "
+                              "must come before the range", got[1], got[0])
+                    continue
+            self._proved(got, proofs, end, INCLUSION)
         self._range(man, start, end, check, counts, f, t)
-        for n, doc in after:
-            self._context(check(doc, f"{CONTEXT} line {n}"), proofs, latest, counts)
+        later = list(self._jsonl(CITED))
+        later.sort(key=lambda x: x[1].get("index", -1) if isinstance(x[1], dict) else -1)
+        proofs = {d.get("event_id"): d for _, d in self._jsonl(CITED_PROOFS)
+                  if isinstance(d, dict)}
+        for n, doc in later:
+            got = check(doc, f"{CITED} line {n}")
+            if got is not None:
+                counts["cited_events"] += 1
+                if got[0] < man.end:
+                    self._add("event_outside_range", f"{CITED} line {n}: a cited event "
+                              "here must come after the range", got[1], got[0])
+                    continue
+            self._proved(got, proofs, latest, CITED_PROOFS)
+        counts["events"] -= counts["cited_events"]  # "events": range + context
         flush()
         if self._json(PRODUCERS) != key_history(admin):
             self._add("producer_keys_mismatch",
@@ -408,27 +426,28 @@ class BundleSource:
                       "does not hold", eid)
         listed = self._json(MANIFEST_JSON)
         if isinstance(listed, dict):
-            for name in ("events", "range_events", "period_events", "context_events"):
+            for name in ("events", "range_events", "period_events", "context_events",
+                         "cited_events"):
                 if listed.get(name) != counts[name]:
                     self._add("count_mismatch", f"{MANIFEST_JSON}: {name} is "
                               f"{listed.get(name)}, the bundle holds {counts[name]}")
         return counts
 
-    def _context(self, got: tuple[int, str, bytes] | None, proofs: dict[Any, Any],
-                 latest: _Cp | None, counts: dict[str, int]) -> None:
-        if got is None or latest is None:
+    def _proved(self, got: tuple[int, str, bytes] | None, proofs: dict[Any, Any],
+                cp: _Cp | None, member: str) -> None:
+        """An event outside the range: its inclusion proof to ``cp``'s signed root."""
+        if got is None or cp is None:
             return
         index, eid, leaf = got
-        counts["context_events"] += 1
         doc = proofs.get(eid)
         try:
             if not isinstance(doc, dict) or doc.get("index") != index \
-                    or doc.get("tree_size") != latest.size:
-                raise ProofError(f"no inclusion proof to tree size {latest.size}")
-            verify_inclusion(leaf, index, latest.size,
-                             [unb64(h, 32) for h in doc.get("proof") or []], latest.root)
+                    or doc.get("tree_size") != cp.size:
+                raise ProofError(f"no inclusion proof to tree size {cp.size}")
+            verify_inclusion(leaf, index, cp.size,
+                             [unb64(h, 32) for h in doc.get("proof") or []], cp.root)
         except (ProofError, EncodingError, TypeError) as exc:
-            self._add("inclusion_failed", f"{INCLUSION}: {exc}", eid, index)
+            self._add("inclusion_failed", f"{member}: {exc}", eid, index)
 
     def _range(self, man: Manifest, start: _Cp | None, end: _Cp | None, check: Any,
                counts: dict[str, int], f: Any, t: Any) -> None:

@@ -129,6 +129,8 @@ TAMPER_EXPECT = {  # member -> a word the verifier's output must contain
     "keys/producers.json": "keys/producers.json",
     "events.jsonl": "events.jsonl",
     "context.jsonl": "context.jsonl",
+    "cited.jsonl": "cited.jsonl",
+    "proofs/cited.jsonl": "proofs/cited.jsonl",
     "checkpoints.jsonl": "checkpoints.jsonl",
     "proofs/range.json": "proofs/range.json",
     "proofs/inclusion.jsonl": "proofs/inclusion.jsonl",

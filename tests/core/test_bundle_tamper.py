@@ -183,21 +183,20 @@ def rebuilt_without(c: Case, drop: int) -> bytes:
     parts["proofs/range.json"] = orjson.dumps({
         "begin": man.begin, "end": new_end,
         "left": orjson.loads(c.parts["proofs/range.json"])["left"]})
-    ctx = rows(parts, "context.jsonl")
     inc = rows(parts, "proofs/inclusion.jsonl")
-    keep = [i for i, r in enumerate(ctx) if r["index"] < man.begin]
     from ledger.merkle import inclusion_proof
 
-    parts = put(parts, "context.jsonl", [ctx[i] for i in keep])
     parts = put(parts, "proofs/inclusion.jsonl", [
-        {**inc[i], "tree_size": new_end,
-         "proof": [b64(h) for h in inclusion_proof(tree, inc[i]["index"], new_end)]}
-        for i in keep])
+        {**doc, "tree_size": new_end,
+         "proof": [b64(h) for h in inclusion_proof(tree, doc["index"], new_end)]}
+        for doc in inc])
+    parts["cited.jsonl"] = parts["proofs/cited.jsonl"] = b""
+    keep = inc
     report = orjson.loads(parts["report/accountability.json"])
     report["findings"] = []
     parts["report/accountability.json"] = orjson.dumps(report)
     listed = orjson.loads(parts["manifest.json"])
-    listed.update(range_events=len(events), context_events=len(keep),
+    listed.update(range_events=len(events), context_events=len(keep), cited_events=0,
                   events=len(events) + len(keep), period_events=listed["period_events"] - 1)
     parts["manifest.json"] = orjson.dumps(listed)
     man.end = man.end_size = man.latest_size = new_end
@@ -227,14 +226,10 @@ def test_a_full_rebuild_passes_offline_and_fails_against_what_the_auditor_holds(
 
 
 def _drop_cited(c: Case) -> bytes:
-    ctx, inc = rows(c.parts, "context.jsonl"), rows(c.parts, "proofs/inclusion.jsonl")
-    man = manifest(c.parts)
-    keep = [i for i, r in enumerate(ctx) if r["index"] < man.begin]
-    parts = put(c.parts, "context.jsonl", [ctx[i] for i in keep])
-    parts = put(parts, "proofs/inclusion.jsonl", [inc[i] for i in keep])
+    parts = {**c.parts, "cited.jsonl": b"", "proofs/cited.jsonl": b""}
     listed = orjson.loads(parts["manifest.json"])
-    listed.update(context_events=len(keep), events=listed["events"] - 1)
-    parts["manifest.json"] = orjson.dumps(listed)
+    assert listed["cited_events"] == 1
+    parts["manifest.json"] = orjson.dumps({**listed, "cited_events": 0})
     return zipped(resign(parts, c.key))
 
 
