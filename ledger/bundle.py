@@ -195,8 +195,9 @@ def write_bundle(
     are event ids the report names as evidence: those before the range are bundled as
     context (inclusion proofs to the end edge), those after it in ``cited.jsonl``
     (inclusion proofs to the newest checkpoint), so every cited event is in the bundle. ``note_of``
-    gives the note text bundled for a checkpoint — the witness code passes one that
-    appends the C2SP tlog-cosignature lines kept for it; by default the log's own note.
+    gives the note text bundled for a checkpoint; by default the log's note plus the
+    C2SP tlog-cosignature lines the log keeps for it (``Log.cosignatures``, when the log
+    has them).
     It MUST return the same signed body (only signature lines added).
     """
     if hasattr(ledger_or_log, "cfg") and hasattr(ledger_or_log, "log"):
@@ -220,6 +221,10 @@ def write_bundle(
     first, last = choose_edges(cps, start, end, lateness)
     latest = cps[-1]
     begin, stop = (first.size if first else 0), last.size
+    if note_of is None and hasattr(log, "cosignatures"):
+        # the witness cosignatures kept with each checkpoint (C2SP tlog-cosignature lines)
+        def note_of(cp: StoredCheckpoint) -> str:
+            return cp.note + "".join(log.cosignatures(controller, cp.size))
     get = _cached(log.node_getter(controller))
     period = {"from": format_rfc3339(start) if start else None,
               "to": format_rfc3339(end) if end else None}
