@@ -453,13 +453,16 @@ class BundleSource:
                counts: dict[str, int], f: Any, t: Any) -> None:
         doc = self._json(RANGE)
         rng: Range | None = None
+        if not isinstance(doc, dict) or (doc.get("begin"), doc.get("end")) != (
+                man.begin, man.end):
+            self._add("range_mismatch", f"{RANGE} is not for the manifest's range "
+                      f"{man.begin}..{man.end}")
+            doc = doc if isinstance(doc, dict) else {}
         try:
-            if not isinstance(doc, dict) or (doc.get("begin"), doc.get("end")) != (
-                    man.begin, man.end):
-                raise ProofError(f"{RANGE} is not for the manifest's range")
             rng = Range(0, man.begin, [unb64(h, 32) for h in doc.get("left") or []])
         except (ProofError, EncodingError, TypeError) as exc:
-            self._add("range_mismatch", f"{RANGE}: {exc}")
+            self._add("range_left_mismatch", f"{RANGE}: left is not the compact range of "
+                      f"[0, {man.begin}): {exc}")
         if rng is not None and start is not None and man.begin \
                 and rng.root() != start.root:
             self._add("range_left_mismatch", f"{RANGE}: left hashes do not give the start "
