@@ -156,9 +156,11 @@ def cp_time(note: str) -> str:
 # -- the full rebuild: drop an event, re-sequence, re-sign everything --------------------
 
 
-def rebuilt_without(c: Case, drop: int) -> bytes:
+def rebuilt_without(c: Case, drop: int, keep_history: bool = False) -> bytes:
     """The operator's best forgery: a log without leaf ``drop``, every checkpoint and the
-    manifest signed again with the log key, the later checkpoints left out."""
+    manifest signed again with the log key, the later checkpoints left out. With
+    ``keep_history`` the checkpoints signed earlier stay in the bundle (as the format
+    requires every checkpoint the ledger signed from the start edge to the newest)."""
     man = manifest(c.parts)
     events = [r for r in rows(c.parts, "events.jsonl") if r["index"] != drop]
     for r in events:
@@ -200,6 +202,13 @@ def rebuilt_without(c: Case, drop: int) -> bytes:
                   events=len(events) + len(keep), period_events=listed["period_events"] - 1)
     parts["manifest.json"] = orjson.dumps(listed)
     man.end = man.end_size = man.latest_size = new_end
+    if keep_history:
+        old = manifest(c.parts)
+        earlier = [r for r in rows(c.parts, "checkpoints.jsonl")
+                   if r["size"] not in (old.start_size, old.end_size)]
+        parts = put(parts, "checkpoints.jsonl", sorted(
+            rows(parts, "checkpoints.jsonl") + earlier, key=lambda r: r["size"]))
+        man.latest_size = old.latest_size
     return zipped(resign(parts, c.key, man))
 
 
@@ -395,6 +404,8 @@ TABLE: list[tuple[str, Callable[[Case], bytes], str]] = [
         r, 1, lambda e: e.update(time="2026-11-20T12:00:00.000Z")), "checkpoints.jsonl"),
      "checkpoint_time_mismatch"),
     ("fork the end checkpoint (re-signed root)", _fork_end, "checkpoint_fork"),
+    ("drop an event, re-sign the end edge, keep the earlier checkpoints", lambda c:
+     rebuilt_without(c, manifest(c.parts).begin + 3, keep_history=True), "checkpoint_fork"),
     ("drop the end checkpoint", lambda c: _drop_checkpoint(c, "end"), "edge_missing"),
     ("untimed start edge", _untimed_start, "checkpoint_untimed"),
     ("checkpoint time going back", lambda c: _shift_time(c, "end", -timedelta(hours=5)),
