@@ -42,7 +42,9 @@ def test_merging_adjacent_ranges_equals_appending() -> None:
 
 def test_a_dropped_or_reordered_leaf_changes_the_root() -> None:
     good = root_of(LEAVES[:40])
-    for leaves in (LEAVES[:17] + LEAVES[18:40], [*LEAVES[:17], LEAVES[18], LEAVES[17], *LEAVES[19:40]]):
+    dropped = LEAVES[:17] + LEAVES[18:40]
+    swapped = [*LEAVES[:17], LEAVES[18], LEAVES[17], *LEAVES[19:40]]
+    for leaves in (dropped, swapped):
         rng = Range(0, 10, range_proof(TREE, 10))
         for h in leaves[10:]:
             rng.append(h)
