@@ -1,28 +1,15 @@
 """Evidence bundles: a zip an auditor verifies offline with ``auditledger verify``.
 
-A bundle is a *subset* of one controller's log — the events of a period plus every
-administration event (whose keys the signatures need) — so it is checked event by event
-with inclusion proofs against its final signed checkpoint, not by recomputing the tree.
+A bundle holds a *complete* stretch of one controller's log: every leaf between two
+signed, timed checkpoints (the period's edges), with the compact-range proof from which
+the verifier recomputes both signed roots (``ledger.compact``), so an event dropped from
+the range cannot go unnoticed. The events whose ``occurred_at`` lies in the period are a
+view inside that range. Administration events before the range (whose keys sign it) and
+events the report cites from outside it come with inclusion proofs.
 
-Members (every one listed with its SHA-256 in ``manifest.note``, which the log key signs,
-so a changed byte anywhere is found and named)::
-
-    manifest.note                  signed note: format, controller, tree size, member digests
-    manifest.json                  what the bundle covers (period, counts, final checkpoint)
-    keys/log.pub                   the log's signed-note verifier key(s)
-    keys/producers.json            admin and producer public keys, as the admin events set them
-    events.jsonl                   {"index","event_id","received_at","leaf_hash","event"}
-                                   per line; ``event`` is the signed envelope (with ``sig``)
-    checkpoints.jsonl              {"size","created_at","note"} per line, oldest first
-    proofs/inclusion.jsonl         {"event_id","index","tree_size","proof"} per event
-    proofs/consistency.jsonl       {"from","to","proof"} between consecutive checkpoints
-    report/accountability.json     the accountability report (built by the read side)
-    report/accountability.html     the same, for people
-    README.txt                     how to verify
-
-The manifest is signed with the log key as a signed note whose first line
-(``auditledger-bundle/1``) can never parse as a checkpoint, so the one key serves both
-without one signature standing in for the other.
+Format, members and line shapes: docs/verification.md (``auditledger-bundle/2``); the names
+are in ``ledger.bundle_format``. Bundles are written as streams: memory stays bounded by
+the number of checkpoints and context events, not by the number of events.
 """
 
 from __future__ import annotations
@@ -31,62 +18,50 @@ import hashlib
 import io
 import itertools
 import zipfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.canonical import canonical_bytes
-from ledger.checkpoint import NoteError, open_checkpoint, open_note, sign_note
-from ledger.clock import format_rfc3339, parse_rfc3339
-from ledger.encoding import EncodingError, b64, unb64
-from ledger.findings import LogEntry, Problem, Report
-from ledger.log.base import StoredCheckpoint, StoredEvent
-from ledger.merkle import (
-    ProofError,
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-    verify_consistency,
-    verify_inclusion,
+from ledger.bundle_check import BundleSource, key_history
+from ledger.bundle_format import (
+    CHECKPOINTS,
+    CITED,
+    CITED_PROOFS,
+    CONSISTENCY,
+    CONTEXT,
+    EVENTS,
+    FORMAT,
+    INCLUSION,
+    LATEST,
+    LOG_KEYS,
+    MANIFEST_JSON,
+    MANIFEST_NOTE,
+    PRODUCERS,
+    RANGE,
+    README,
+    README_NAME,
+    REPORT_HTML,
+    REPORT_JSON,
+    BundleError,
+    Manifest,
 )
-from ledger.registry import ADMIN_TYPES, Registry, RegistryError
-from ledger.schemas import SchemaError, default_schemas
+from ledger.checkpoint import MalformedNoteError, checkpoint_time, parse_checkpoint_body
+from ledger.clock import format_rfc3339, parse_rfc3339
+from ledger.compact import range_proof
+from ledger.encoding import b64
+from ledger.log.base import StoredCheckpoint, StoredEvent
+from ledger.merkle import consistency_proof, inclusion_proof
+from ledger.registry import ADMIN_TYPES
 from ledger.sequencer import origin
-from ledger.signing import DOMAIN, load_private_key
-from ledger.verifier import Verifier
+from ledger.signing import load_private_key
 
-FORMAT = "auditledger-bundle/1"
-MANIFEST_NOTE = "manifest.note"
-EVENTS = "events.jsonl"
-CHECKPOINTS = "checkpoints.jsonl"
-INCLUSION = "proofs/inclusion.jsonl"
-CONSISTENCY = "proofs/consistency.jsonl"
-PRODUCERS = "keys/producers.json"
-LOG_KEYS = "keys/log.pub"
-README = """auditledger evidence bundle ({format})
+__all__ = ["BundleError", "BundleSource", "build_bundle", "key_history", "write_bundle"]
 
-Verify offline, with only public keys:
-
-    auditledger verify THIS.zip --log-key '<the log key you trust>'
-
-Without --log-key the key in keys/log.pub is used: that proves the bundle is intact, not
-that it comes from the ledger you trust. manifest.note lists the SHA-256 of every member
-and is signed by the log key; each event in events.jsonl carries its producer's Ed25519
-signature and an RFC 9162 inclusion proof (proofs/inclusion.jsonl) to the last checkpoint
-in checkpoints.jsonl.
-"""
-
-
-class BundleError(ValueError):
-    """A bundle cannot be built (e.g. no checkpoint yet) or read at all."""
-
-
-# -- building ------------------------------------------------------------------------------
+ReportMaker = Callable[[dict[str, Any]], tuple[bytes, bytes]]
 
 
 def _as_time(value: str | datetime | None) -> datetime | None:
@@ -95,22 +70,9 @@ def _as_time(value: str | datetime | None) -> datetime | None:
     return parse_rfc3339(value + "T00:00:00Z" if len(value) == 10 else value)
 
 
-def _in_range(ev: StoredEvent, start: datetime | None, end: datetime | None) -> bool:
-    """Whether the event belongs in a period bundle. An event whose stored ``occurred_at``
-    cannot be read (a log written before ingest checked times) cannot be shown to lie
-    outside the period, so it is in every one: a bundle never hides evidence."""
-    if start is None and end is None:
-        return True
-    try:
-        at = parse_rfc3339(ev.occurred_at)
-        return (start is None or at >= start) and (end is None or at < end)
-    except (ValueError, OverflowError):
-        return True
-
-
-def _cached(get: Any, seed: dict[tuple[int, int], bytes]) -> Any:
-    """A node getter that remembers: neighbouring events share most of their proof path."""
-    cache = dict(seed)
+def _cached(get: Any) -> Any:
+    """A node getter that remembers: context proofs share most of their path."""
+    cache: dict[tuple[int, int], bytes] = {}
 
     def cached(level: int, index: int) -> bytes:
         key = (level, index)
@@ -122,32 +84,238 @@ def _cached(get: Any, seed: dict[tuple[int, int], bytes]) -> Any:
     return cached
 
 
-def key_history(admin_envelopes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What ``keys/producers.json`` holds: each key change, in log order."""
-    out: list[dict[str, Any]] = []
-    for env in admin_envelopes:
-        data = env["data"]
-        entry: dict[str, Any] = {"type": env["type"], "event_id": env["event_id"],
-                                 "occurred_at": env["occurred_at"]}
-        if env["type"] == "controller.registered":
-            entry["admin_public_key"] = data.get("admin_public_key")
-        else:
-            entry["producer_id"] = data.get("producer_id")
-            for name in ("public_key", "types", "valid_from", "revoked_at"):
-                if name in data:
-                    entry[name] = data[name]
-        out.append(entry)
-    return out
+def _time_of(cp: StoredCheckpoint) -> datetime | None:
+    """The checkpoint's signed time, or None when it carries no ``time`` extension."""
+    text = cp.note[: cp.note.rfind("\n\n") + 1]
+    try:
+        at = checkpoint_time(parse_checkpoint_body(text))
+    except MalformedNoteError:
+        return None
+    return parse_rfc3339(at) if at else None
 
 
-def _default_report(controller: str, events: Sequence[StoredEvent]) -> tuple[bytes, bytes]:
-    counts: dict[str, int] = {}
-    for ev in events:
-        counts[ev.type] = counts.get(ev.type, 0) + 1
-    doc = {"controller": controller, "events_by_type": dict(sorted(counts.items()))}
-    rows = "".join(f"<tr><td>{t}</td><td>{n}</td></tr>" for t, n in sorted(counts.items()))
-    html = (f"<!doctype html><meta charset=utf-8><title>{controller}</title>"
-            f"<h1>Events of {controller}</h1><table>{rows}</table>")
+def _signed_time(cp: StoredCheckpoint) -> str | None:
+    """The ``time`` field of a checkpoint record: the signed extension, verbatim."""
+    at = _time_of(cp)
+    return format_rfc3339(at) if at else None
+
+
+def choose_edges(
+    cps: Sequence[StoredCheckpoint], start: datetime | None, end: datetime | None,
+    lateness: timedelta | None,
+) -> tuple[StoredCheckpoint | None, StoredCheckpoint]:
+    """The period's edge checkpoints (docs/verification.md, "How the period is chosen"):
+    the newest timed one at or before ``start`` (None: the empty tree), and the oldest
+    timed one at or after ``end + lateness`` — else at or after ``end`` — else the newest.
+    ``cps`` ascending by size, non-empty."""
+    timed = [(cp, at) for cp in cps if (at := _time_of(cp)) is not None]
+    first: StoredCheckpoint | None = None
+    if start is not None:
+        for cp, at in timed:
+            if at <= start:
+                first = cp
+    last = cps[-1]
+    if end is not None:
+        targets = [end + lateness, end] if lateness else [end]
+        for target in targets:
+            hit = next((cp for cp, at in timed if at >= target), None)
+            if hit is not None:
+                last = hit
+                break
+    if first is not None and first.size > last.size:
+        first = None
+    return first, last
+
+
+class _Writer:
+    """One zip being written, member by member, with each member's SHA-256."""
+
+    def __init__(self, out: IO[bytes], stamp: tuple[int, ...]) -> None:
+        self.zf = zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6)
+        self.stamp = stamp
+        self.digests: dict[str, str] = {}
+
+    def member(self, name: str, chunks: Iterable[bytes]) -> None:
+        info = zipfile.ZipInfo(name, date_time=self.stamp)  # type: ignore[arg-type]
+        info.compress_type = zipfile.ZIP_DEFLATED
+        digest = hashlib.sha256()
+        with self.zf.open(info, "w", force_zip64=True) as f:
+            buf = bytearray()
+            for chunk in chunks:
+                digest.update(chunk)
+                buf += chunk
+                if len(buf) >= 1 << 16:
+                    f.write(buf)
+                    buf.clear()
+            f.write(buf)
+        self.digests[name] = digest.hexdigest()
+
+    def close(self) -> None:
+        self.zf.close()
+
+
+def _record(ev: StoredEvent) -> bytes:
+    return (b'{"index":%d,"event_id":%s,"received_at":%s,"leaf_hash":%s,"event":%s}\n'
+            % (ev.index, orjson.dumps(ev.event_id), orjson.dumps(ev.received_at),
+               orjson.dumps(b64(ev.leaf_hash)), ev.body))
+
+
+def _in_period(ev: StoredEvent, start: datetime | None, end: datetime | None) -> bool:
+    """Whether the event belongs to the period's view. An event whose stored
+    ``occurred_at`` cannot be read cannot be shown outside the period: it is in it."""
+    try:
+        at = parse_rfc3339(ev.occurred_at)
+    except (ValueError, OverflowError):
+        return True
+    return (start is None or at >= start) and (end is None or at < end)
+
+
+def write_bundle(
+    ledger_or_log: Any,
+    controller: str,
+    out: IO[bytes],
+    from_: str | datetime | None = None,
+    to: str | datetime | None = None,
+    report: ReportMaker | tuple[bytes, bytes] | None = None,
+    *,
+    cited: Iterable[str] = (),
+    signing_key: Ed25519PrivateKey | None = None,
+    key_name: str = "auditledger",
+    log_keys: Sequence[str] = (),
+    lateness: timedelta | None = None,
+    now: datetime | None = None,
+    note_of: Callable[[StoredCheckpoint], str] | None = None,
+) -> Manifest:
+    """Stream the bundle for ``controller``'s period ``[from_, to)`` into ``out``.
+
+    Given a ``Ledger``, it signs a checkpoint first (so the end edge exists and covers
+    everything stored) and uses the ledger's log key and lateness bound. ``report`` is the
+    accountability report as (json, html) bytes, or a function of the period
+    (``{"from", "to"}``) that makes them: the ledger never imports the read side. ``cited``
+    are event ids the report names as evidence: those before the range are bundled as
+    context (inclusion proofs to the end edge), those after it in ``cited.jsonl``
+    (inclusion proofs to the newest checkpoint), so every cited event is in the bundle. ``note_of``
+    gives the note text bundled for a checkpoint; by default the log's note plus the
+    C2SP tlog-cosignature lines the log keeps for it (``Log.cosignatures``, when the log
+    has them).
+    It MUST return the same signed body (only signature lines added).
+    """
+    if hasattr(ledger_or_log, "cfg") and hasattr(ledger_or_log, "log"):
+        ledger = ledger_or_log
+        ledger.flush()
+        log = ledger.log
+        signing_key = signing_key or load_private_key(ledger.cfg.log_key_file)
+        key_name = ledger.cfg.log_key_name
+        log_keys = log_keys or [ledger.verifier_key]
+        lateness = lateness if lateness is not None else ledger.cfg.max_lateness
+        now = now or ledger.clock.now()
+    else:
+        log = ledger_or_log
+    if signing_key is None or not log_keys:
+        raise BundleError("building a bundle needs the log's signing key and verifier key")
+    start, end = _as_time(from_), _as_time(to)
+    cps = sorted((cp for cp in log.checkpoints(controller) if cp.size > 0),
+                 key=lambda cp: cp.size)
+    if not cps:
+        raise BundleError(f"controller {controller} has no signed checkpoint yet")
+    first, last = choose_edges(cps, start, end, lateness)
+    latest = cps[-1]
+    begin, stop = (first.size if first else 0), last.size
+    if note_of is None and hasattr(log, "cosignatures"):
+        # the witness cosignatures kept with each checkpoint (C2SP tlog-cosignature lines)
+        def note_of(cp: StoredCheckpoint) -> str:
+            return cp.note + "".join(log.cosignatures(controller, cp.size))
+    get = _cached(log.node_getter(controller))
+    period = {"from": format_rfc3339(start) if start else None,
+              "to": format_rfc3339(end) if end else None}
+    if report is None:
+        report = _summary_report
+    report_json, report_html = report(period) if callable(report) else report
+    wanted = set(cited)
+
+    stamp = now.timetuple()[:6] if now else (1980, 1, 1, 0, 0, 0)
+    w = _Writer(out, stamp)
+    context: list[StoredEvent] = []
+    later: list[StoredEvent] = []  # cited events after the range
+    admin: list[dict[str, Any]] = []
+    counts = {"events": 0, "period_events": 0}
+
+    def range_lines() -> Iterable[bytes]:
+        for ev in log.events(controller=controller):
+            if ev.index >= stop:
+                if ev.event_id in wanted:
+                    later.append(ev)
+                    wanted.discard(ev.event_id)
+                if ev.index >= latest.size or not wanted:
+                    break
+                continue
+            if ev.index < begin:
+                if ev.type in ADMIN_TYPES or ev.event_id in wanted:
+                    context.append(ev)
+                    wanted.discard(ev.event_id)
+                if ev.type in ADMIN_TYPES:
+                    admin.append(ev.envelope())
+                continue
+            wanted.discard(ev.event_id)
+            if ev.type in ADMIN_TYPES:
+                admin.append(ev.envelope())
+            counts["events"] += 1
+            counts["period_events"] += _in_period(ev, start, end)
+            yield _record(ev)
+
+    w.member(README_NAME, [README.format(format=FORMAT).encode()])
+    w.member(LOG_KEYS, ["".join(k + "\n" for k in log_keys).encode()])
+    w.member(EVENTS, range_lines())
+    w.member(CONTEXT, (_record(ev) for ev in context))
+    w.member(INCLUSION, (
+        orjson.dumps({"event_id": ev.event_id, "index": ev.index, "tree_size": stop,
+                      "proof": [b64(h) for h in inclusion_proof(get, ev.index, stop)]})
+        + b"\n" for ev in context))
+    w.member(CITED, (_record(ev) for ev in later))
+    w.member(CITED_PROOFS, (
+        orjson.dumps({"event_id": ev.event_id, "index": ev.index, "tree_size": latest.size,
+                      "proof": [b64(h) for h in inclusion_proof(get, ev.index, latest.size)]})
+        + b"\n" for ev in later))
+    w.member(PRODUCERS, [orjson.dumps(key_history(admin), option=orjson.OPT_INDENT_2)])
+    spanned = [cp for cp in cps if begin <= cp.size <= latest.size]
+    w.member(CHECKPOINTS, (
+        orjson.dumps({"size": cp.size, "time": _signed_time(cp),
+                      "note": note_of(cp) if note_of else cp.note}) + b"\n"
+        for cp in spanned))
+    w.member(CONSISTENCY, (
+        orjson.dumps({"from": a.size, "to": b.size,
+                      "proof": [b64(h) for h in consistency_proof(get, a.size, b.size)]})
+        + b"\n" for a, b in itertools.pairwise(spanned)))
+    w.member(RANGE, [orjson.dumps({"begin": begin, "end": stop,
+                                   "left": [b64(h) for h in range_proof(get, begin)]})])
+    w.member(LATEST, [orjson.dumps({
+        "from": stop, "to": latest.size,
+        "proof": [b64(h) for h in consistency_proof(get, stop, latest.size)]})])
+    w.member(REPORT_JSON, [report_json])
+    w.member(REPORT_HTML, [report_html])
+    created = format_rfc3339(now) if now else "1980-01-01T00:00:00.000Z"
+    manifest = Manifest(controller, period["from"], period["to"], begin, stop, begin, stop,
+                        latest.size, created)
+    w.member(MANIFEST_JSON, [orjson.dumps({
+        "format": FORMAT, "controller": controller, "origin": origin(controller),
+        **period, "created_at": created, "range": {"begin": begin, "end": stop},
+        "start": begin, "end": stop, "latest": latest.size,
+        "events": counts["events"] + len(context), "range_events": counts["events"],
+        "period_events": counts["period_events"], "context_events": len(context),
+        "cited_events": len(later),
+        "log_keys": list(log_keys)}, option=orjson.OPT_INDENT_2)])
+    manifest.digests = dict(w.digests)
+    from ledger.checkpoint import sign_note
+
+    note = sign_note("".join(x + "\n" for x in manifest.lines()), key_name, signing_key)
+    w.member(MANIFEST_NOTE, [note.encode()])
+    w.close()
+    return manifest
+
+
+def _summary_report(period: dict[str, Any]) -> tuple[bytes, bytes]:
+    doc = {"period": period, "note": "no accountability report was passed in"}
+    html = "<!doctype html><meta charset=utf-8><title>report</title><p>No report.</p>"
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2), html.encode()
 
 
@@ -158,388 +326,21 @@ def build_bundle(
     to: str | datetime | None = None,
     report_json: bytes | None = None,
     report_html: bytes | None = None,
-    *,
-    signing_key: Ed25519PrivateKey | None = None,
-    key_name: str = "auditledger",
-    log_keys: Sequence[str] = (),
-    now: datetime | None = None,
+    **kwargs: Any,
 ) -> bytes:
-    """The zip for ``controller``'s events with ``from_ <= occurred_at < to``.
-
-    Given a ``Ledger``, it signs a checkpoint first (so the bundle covers every event
-    stored so far) and signs the manifest with the ledger's log key. Given a bare ``Log``,
-    pass ``signing_key``/``key_name``/``log_keys``.
-    """
-    if hasattr(ledger_or_log, "cfg") and hasattr(ledger_or_log, "log"):
-        ledger = ledger_or_log
-        ledger.flush()
-        log = ledger.log
-        signing_key = signing_key or load_private_key(ledger.cfg.log_key_file)
-        key_name = ledger.cfg.log_key_name
-        log_keys = log_keys or [ledger.verifier_key]
-        now = now or ledger.clock.now()
-    else:
-        log = ledger_or_log
-    if signing_key is None or not log_keys:
-        raise BundleError("building a bundle needs the log's signing key and verifier key")
-    start, end = _as_time(from_), _as_time(to)
-    final = log.latest_checkpoint(controller)
-    if final is None:
-        raise BundleError(f"controller {controller} has no signed checkpoint yet")
-    size = final.size
-
-    chosen: list[StoredEvent] = []
-    admin: list[StoredEvent] = []
-    for ev in log.events(controller=controller):
-        if ev.index >= size:
-            break
-        if ev.type in ADMIN_TYPES:
-            admin.append(ev)
-            chosen.append(ev)
-        elif _in_range(ev, start, end):
-            chosen.append(ev)
-
-    get = _cached(log.node_getter(controller), {(0, ev.index): ev.leaf_hash for ev in chosen})
-    events_out, proofs_out = bytearray(), bytearray()
-    for ev in chosen:
-        events_out += (
-            b'{"index":%d,"event_id":%s,"received_at":%s,"leaf_hash":%s,"event":%s}\n'
-            % (ev.index, orjson.dumps(ev.event_id), orjson.dumps(ev.received_at),
-               orjson.dumps(b64(ev.leaf_hash)), ev.body)
-        )
-        proof = [b64(h) for h in inclusion_proof(get, ev.index, size)]
-        proofs_out += orjson.dumps({"event_id": ev.event_id, "index": ev.index,
-                                    "tree_size": size, "proof": proof}) + b"\n"
-
-    checkpoints = _pick_checkpoints(log.checkpoints(controller), final, start, end)
-    cps_out = b"".join(
-        orjson.dumps({"size": cp.size, "created_at": cp.created_at,
-                      "note": cp.note + "".join(log.cosignatures(controller, cp.size))})
-        + b"\n"
-        for cp in checkpoints
-    )
-    cons_out = b"".join(
-        orjson.dumps({"from": a.size, "to": b.size,
-                      "proof": [b64(h) for h in consistency_proof(get, a.size, b.size)]})
-        + b"\n"
-        for a, b in itertools.pairwise(checkpoints)
-    )
-    if report_json is None or report_html is None:
-        report_json, report_html = _default_report(controller, chosen)
-    created = format_rfc3339(now) if now else None
-    manifest = {
-        "format": FORMAT, "controller": controller, "origin": origin(controller),
-        "from": format_rfc3339(start) if start else None,
-        "to": format_rfc3339(end) if end else None,
-        "created_at": created, "tree_size": size, "root": b64(final.root),
-        "events": len(chosen), "admin_events": len(admin), "checkpoints": len(checkpoints),
-        "log_keys": list(log_keys),
-    }
-    members: dict[str, bytes] = {
-        "README.txt": README.format(format=FORMAT).encode(),
-        "manifest.json": orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
-        LOG_KEYS: "".join(k + "\n" for k in log_keys).encode(),
-        PRODUCERS: orjson.dumps(key_history(ev.envelope() for ev in admin),
-                                option=orjson.OPT_INDENT_2),
-        EVENTS: bytes(events_out),
-        CHECKPOINTS: cps_out,
-        INCLUSION: bytes(proofs_out),
-        CONSISTENCY: cons_out,
-        "report/accountability.json": report_json,
-        "report/accountability.html": report_html,
-    }
-    lines = [FORMAT, controller, str(size)]
-    lines += [f"{hashlib.sha256(data).hexdigest()} {name}" for name, data in members.items()]
-    members[MANIFEST_NOTE] = sign_note("".join(x + "\n" for x in lines), key_name,
-                                       signing_key).encode()
+    """``write_bundle`` into memory (small bundles, tests); ``report_json`` /
+    ``report_html`` as bytes. Large bundles: ``write_bundle`` to a file."""
     buf = io.BytesIO()
-    stamp = (now.timetuple()[:6] if now else (1980, 1, 1, 0, 0, 0))
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for name in [MANIFEST_NOTE, *members.keys() - {MANIFEST_NOTE}]:
-            zf.writestr(zipfile.ZipInfo(name, date_time=stamp), members[name],
-                        compress_type=zipfile.ZIP_DEFLATED)
+    report = (report_json, report_html) if report_json is not None and report_html else None
+    write_bundle(ledger_or_log, controller, buf, from_, to, report, **kwargs)
     return buf.getvalue()
 
 
-def _pick_checkpoints(
-    all_cps: list[StoredCheckpoint], final: StoredCheckpoint,
-    start: datetime | None, end: datetime | None,
-) -> list[StoredCheckpoint]:
-    """The last checkpoint before the period (what an auditor may already hold), those
-    signed during it, and the final one, oldest first."""
-    picked: dict[int, StoredCheckpoint] = {}
-    before: StoredCheckpoint | None = None
-    for cp in all_cps:
-        if cp.size == 0 or cp.size > final.size:
-            continue
-        at = parse_rfc3339(cp.created_at)
-        if start is not None and at < start:
-            before = cp
-            continue
-        if end is None or at < end:
-            picked[cp.size] = cp
-    if before is not None:
-        picked[before.size] = before
-    picked[final.size] = final
-    return [picked[s] for s in sorted(picked)]
-
-
-# -- reading and verifying -----------------------------------------------------------------
-
-
-@dataclass
-class _Event:
-    line: int
-    index: int
-    event_id: str
-    leaf_hash: bytes | None
-    env: dict[str, Any]
-    body: bytes
-
-
-def _jsonl(data: bytes) -> Iterable[tuple[int, Any]]:
-    for n, line in enumerate(data.split(b"\n"), 1):
-        if line.strip():
-            try:
-                yield n, orjson.loads(line)
-            except orjson.JSONDecodeError:
-                yield n, None
-
-
-class BundleSource:
-    """An evidence bundle opened for verification (``ledger.findings.Source``)."""
-
-    def __init__(self, path: Path | str | bytes) -> None:
-        raw = path if isinstance(path, bytes) else Path(path).read_bytes()
-        try:
-            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-                self.members = {name: zf.read(name) for name in zf.namelist()}
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
-            raise BundleError(f"not an evidence bundle: {exc}") from None
-        self.log_keys = [
-            line.strip() for line in self.members.get(LOG_KEYS, b"").decode(
-                "utf-8", "replace").splitlines() if line.strip()
-        ]
-        try:
-            manifest = orjson.loads(self.members.get("manifest.json", b"{}"))
-        except orjson.JSONDecodeError:
-            manifest = {}
-        self.manifest = manifest if isinstance(manifest, dict) else {}
-        self.problems: list[Problem] = []
-        self.controller = self._controller()
-        self._events = self._read_events()
-        self._read_problems = list(self.problems)
-
-    def _controller(self) -> str:
-        """From the signed manifest's second line (checked later), else manifest.json."""
-        lines = self.members.get(MANIFEST_NOTE, b"").decode("utf-8", "replace").split("\n")
-        if len(lines) > 2 and lines[0] == FORMAT:
-            return lines[1]
-        return str(self.manifest.get("controller") or "?")
-
-    # -- Source ----------------------------------------------------------------------------
-
-    def controllers(self) -> list[str]:
-        return [self.controller]
-
-    def entries(self, controller: str) -> Iterable[LogEntry]:
-        for ev in self._events:
-            yield LogEntry(ev.index, ev.event_id, ev.body, ev.leaf_hash)
-
-    def checkpoints(self, controller: str) -> list[StoredCheckpoint]:
-        out = []
-        for _, doc in _jsonl(self.members.get(CHECKPOINTS, b"")):
-            if isinstance(doc, dict) and isinstance(doc.get("note"), str):
-                out.append(StoredCheckpoint(controller, int(doc.get("size") or 0), b"",
-                                            doc["note"], str(doc.get("created_at"))))
-        return out
-
-    def stored_node(self, controller: str, level: int, index: int) -> bytes | None:
-        return None  # a bundle holds no tree: its events are checked by inclusion proofs
-
-    def close(self) -> None:
-        pass
-
-    # -- verification ----------------------------------------------------------------------
-
-    def _add(self, problem: str, detail: str, event_id: str | None = None,
-             index: int | None = None) -> None:
-        self.problems.append(Problem(self.controller, problem, event_id, index, detail))
-
-    def _read_events(self) -> list[_Event]:
-        out: list[_Event] = []
-        for n, doc in _jsonl(self.members.get(EVENTS, b"")):
-            env = doc.get("event") if isinstance(doc, dict) else None
-            if not isinstance(env, dict) or not isinstance(doc.get("index"), int):
-                self._add("malformed_event", f"{EVENTS} line {n}: not an event record")
-                continue
-            try:
-                recorded = unb64(doc["leaf_hash"], 32) if "leaf_hash" in doc else None
-            except (EncodingError, TypeError):
-                recorded = None
-            out.append(_Event(n, doc["index"], str(doc.get("event_id")), recorded, env,
-                              canonical_bytes(env)))
-        out.sort(key=lambda e: e.index)
-        return out
-
-    def verify_report(self, log_keys: Sequence[str], verifier: Verifier | None = None
-                      ) -> Report:
-        """Everything the bundle claims, checked with ``log_keys`` only."""
-        report = Report()
-        self.problems = list(self._read_problems)
-        self._check_manifest(log_keys)
-        final = self._check_checkpoints(log_keys)
-        own = verifier is None
-        verifier = verifier or Verifier(0)
-        try:
-            self._check_events(final, verifier)
-        finally:
-            if own:
-                verifier.close()
-        report.problems = self.problems
-        report.controllers[self.controller] = {
-            "size": final[0] if final else 0,
-            "root": b64(final[1]) if final else None,
-            "checkpoints": len(self.checkpoints(self.controller)),
-            "events": len(self._events),
-        }
-        return report
-
-    def _check_manifest(self, log_keys: Sequence[str]) -> None:
-        note = self.members.get(MANIFEST_NOTE)
-        if note is None:
-            self._add("bundle_manifest", f"{MANIFEST_NOTE} is missing")
-            return
-        try:
-            text = open_note(note.decode("utf-8"), log_keys)
-        except (NoteError, UnicodeDecodeError, ValueError) as exc:
-            self._add("bundle_manifest", f"{MANIFEST_NOTE}: not signed by the log key: {exc}")
-            return
-        lines = text.rstrip("\n").split("\n")
-        if lines[:2] != [FORMAT, self.controller] or len(lines) < 3:
-            self._add("bundle_manifest",
-                      f"{MANIFEST_NOTE}: not a {FORMAT} manifest for {self.controller}")
-            return
-        if str(self.manifest.get("tree_size")) != lines[2]:
-            self._add("bundle_manifest", f"manifest.json: tree size differs from {MANIFEST_NOTE}")
-        listed = set()
-        for line in lines[3:]:
-            digest, _, name = line.partition(" ")
-            listed.add(name)
-            data = self.members.get(name)
-            if data is None:
-                self._add("member_missing", f"{name}: listed in the manifest but absent")
-            elif hashlib.sha256(data).hexdigest() != digest:
-                self._add("member_altered", f"{name}: contents differ from the signed manifest")
-        for name in sorted(set(self.members) - listed - {MANIFEST_NOTE}):
-            self._add("member_unlisted", f"{name}: not listed in the signed manifest")
-
-    def _check_checkpoints(self, log_keys: Sequence[str]) -> tuple[int, bytes] | None:
-        opened: list[tuple[int, bytes]] = []
-        for n, doc in _jsonl(self.members.get(CHECKPOINTS, b"")):
-            note = doc.get("note") if isinstance(doc, dict) else None
-            try:
-                if not isinstance(note, str):
-                    raise NoteError("not a checkpoint record")
-                cp = open_checkpoint(note, log_keys, origin=origin(self.controller))
-            except NoteError as exc:
-                self._add("bad_checkpoint", f"{CHECKPOINTS} line {n}: {exc}")
-                continue
-            if doc.get("size") != cp.size:
-                self._add("bad_checkpoint",
-                          f"{CHECKPOINTS} line {n}: size field differs from the signed note")
-            opened.append((cp.size, cp.root))
-        opened.sort()
-        if not opened:
-            self._add("bad_checkpoint", f"{CHECKPOINTS}: no valid signed checkpoint")
-            return None
-        proofs: dict[tuple[int, int], Any] = {}
-        for _, doc in _jsonl(self.members.get(CONSISTENCY, b"")):
-            if isinstance(doc, dict):
-                proofs[(doc.get("from"), doc.get("to"))] = doc.get("proof")  # type: ignore[index]
-        for (m, old_root), (n, new_root) in itertools.pairwise(opened):
-            where = f"{CONSISTENCY} {m} -> {n}"
-            try:
-                proof = proofs.get((m, n))
-                if not isinstance(proof, list):
-                    raise ProofError("no proof in the bundle")
-                verify_consistency(m, n, old_root, new_root, [unb64(h, 32) for h in proof])
-            except (ProofError, EncodingError, TypeError) as exc:
-                self._add("checkpoint_fork", f"{where}: checkpoints not shown consistent: {exc}")
-        final = opened[-1]
-        if self.manifest.get("tree_size") != final[0]:
-            self._add("bundle_manifest", "manifest.json: tree size is not the last checkpoint's")
-        return final
-
-    def _check_events(self, final: tuple[int, bytes] | None, verifier: Verifier) -> None:
-        proofs: dict[str, dict[str, Any]] = {}
-        for n, doc in _jsonl(self.members.get(INCLUSION, b"")):
-            if isinstance(doc, dict) and isinstance(doc.get("event_id"), str):
-                proofs[doc["event_id"]] = doc
-            else:
-                self._add("bad_inclusion_proof", f"{INCLUSION} line {n}: not a proof record")
-        schemas, registry = default_schemas(), Registry()
-        seen: set[str] = set()
-        admin_envs: list[dict[str, Any]] = []
-        pending: list[tuple[_Event, bytes, bytes, str]] = []
-        for ev in self._events:
-            def add(problem: str, detail: str, ev: _Event = ev) -> None:
-                self._add(problem, f"{EVENTS} line {ev.line}: {detail}", ev.event_id, ev.index)
-
-            if ev.event_id in seen:
-                add("duplicate_event_id", "event_id appears twice")
-            seen.add(ev.event_id)
-            leaf = leaf_hash(ev.body)
-            if ev.leaf_hash is not None and ev.leaf_hash != leaf:
-                add("leaf_hash_mismatch", "recorded leaf hash is not the event's hash")
-            if ev.env.get("event_id") != ev.event_id:
-                add("event_id_mismatch", "the envelope's event_id differs from the record's")
-            self._check_inclusion(ev, leaf, proofs.pop(ev.event_id, None), final)
-            try:
-                schemas.check(ev.env)
-                if ev.env["controller"] != self.controller:
-                    raise SchemaError("schema_violation", "event of another controller")
-                key = registry.signing_key(ev.env, parse_rfc3339(ev.env["occurred_at"]))
-            except (SchemaError, RegistryError, ValueError) as exc:
-                add("invalid_event", f"{getattr(exc, 'code', 'invalid')}: "
-                    f"{getattr(exc, 'detail', exc)}")
-                continue
-            message = DOMAIN + canonical_bytes({k: v for k, v in ev.env.items() if k != "sig"})
-            if ev.env["type"] in ADMIN_TYPES:
-                admin_envs.append(ev.env)
-                if verifier.verify([(key, message, ev.env["sig"])])[0]:
-                    registry.apply(ev.env)
-                else:
-                    add("bad_signature", "signature does not verify with the admin key")
-                continue
-            pending.append((ev, key, message, ev.env["sig"]))
-        oks = verifier.verify([(k, m, s) for _, k, m, s in pending])
-        for (ev, *_), ok in zip(pending, oks, strict=True):
-            if not ok:
-                self._add("bad_signature", f"{EVENTS} line {ev.line}: signature does not "
-                          "verify with the producer key", ev.event_id, ev.index)
-        for event_id, doc in proofs.items():
-            self._add("missing_event", f"{INCLUSION}: proof for an event not in {EVENTS}",
-                      event_id, doc.get("index"))
-        try:
-            listed = orjson.loads(self.members.get(PRODUCERS, b"null"))
-        except orjson.JSONDecodeError:
-            listed = None
-        if listed != key_history(admin_envs):
-            self._add("producer_keys_mismatch",
-                      f"{PRODUCERS}: differs from the keys the administration events set")
-
-    def _check_inclusion(self, ev: _Event, leaf: bytes, doc: dict[str, Any] | None,
-                         final: tuple[int, bytes] | None) -> None:
-        where = f"{INCLUSION} for event at index {ev.index}"
-        if final is None:
-            return
-        try:
-            if doc is None:
-                raise ProofError("no inclusion proof in the bundle")
-            if doc.get("index") != ev.index or doc.get("tree_size") != final[0]:
-                raise ProofError("proof is for another index or tree size")
-            proof = [unb64(h, 32) for h in doc.get("proof") or []]
-            verify_inclusion(leaf, ev.index, final[0], proof, final[1])
-        except (ProofError, EncodingError, TypeError) as exc:
-            self._add("inclusion_failed", f"{where}: {exc}", ev.event_id, ev.index)
+def save_bundle(ledger_or_log: Any, controller: str, path: Path, *args: Any,
+                **kwargs: Any) -> Manifest:
+    """``write_bundle`` to ``path`` (written beside it, then renamed: never half a zip)."""
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("wb") as f:
+        manifest = write_bundle(ledger_or_log, controller, f, *args, **kwargs)
+    tmp.replace(path)
+    return manifest

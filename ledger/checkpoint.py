@@ -36,12 +36,14 @@ from ledger.merkle import HASH_SIZE
 __all__ = [
     "ALG_ED25519",
     "MAX_SIGNATURES",
+    "TIME_EXTENSION",
     "Checkpoint",
     "InvalidSignatureError",
     "MalformedNoteError",
     "NoteError",
     "UnverifiedNoteError",
     "checkpoint_body",
+    "checkpoint_time",
     "key_hash",
     "open_checkpoint",
     "open_note",
@@ -56,6 +58,11 @@ ALG_ED25519 = 0x01
 MAX_SIGNATURES = 100  # as golang.org/x/mod/sumdb/note: bounds work on hostile input
 SIG_PREFIX = "— "  # U+2014 EM DASH, then a space
 _MAX_SIZE = 2**64 - 1  # tree sizes are uint64 in every other implementation
+
+TIME_EXTENSION = "time "
+"""Prefix of the checkpoint extension line carrying the signing time (RFC 3339 UTC, as
+``ledger.clock.format_rfc3339``): the log key vouches for when it saw the tree this big,
+which is what lets an evidence bundle choose and prove its period's edges."""
 
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
@@ -324,3 +331,14 @@ def open_checkpoint(
     if origin is not None and cp.origin != origin:
         raise NoteError(f"checkpoint is for {cp.origin!r}, expected {origin!r}")
     return cp
+
+
+def checkpoint_time(cp: Checkpoint) -> str | None:
+    """The signed ``time`` extension of ``cp``, or None for an untimed checkpoint (one
+    signed before the extension existed). Two ``time`` lines are malformed: which one
+    would count is exactly the ambiguity a strict parser must refuse."""
+    times = [ext[len(TIME_EXTENSION):] for ext in cp.extensions
+             if ext.startswith(TIME_EXTENSION)]
+    if len(times) > 1:
+        raise MalformedNoteError("checkpoint has more than one time extension")
+    return times[0] if times else None

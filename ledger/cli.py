@@ -335,6 +335,11 @@ def verify(
         help="Witness cosigner verifier key (repeat).")] = None,
     quorum: Annotated[int, typer.Option(
         help="Valid cosignatures required from the --witness keys.")] = 0,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(help="A signed checkpoint note you already hold (file); the bundle "
+                     "must agree with it and not be older (repeatable)."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Check a whole log or an evidence bundle offline, or audit a live ledger (--url);
@@ -348,7 +353,8 @@ def verify(
     assert target is not None
     source, keys = open_target(target)
     try:
-        report = verify_source(source, log_key or keys)
+        held = [p.read_text(encoding="utf-8") for p in checkpoint or []]
+        report = verify_source(source, log_key or keys, held=held)
         remembered = (_audit_bundle_state(source, target, state, log_key, keys,
                                           witness or [], quorum)
                       if report.ok and (state or quorum) else None)
@@ -365,15 +371,22 @@ def verify(
         typer.echo(f"error: {remembered['detail']}", err=True)
     elif remembered is not None:
         doc["state"] = remembered
+    warnings = [] if log_key else [
+        "log key taken from the bundle, not pinned with --log-key: this shows the bundle is "
+        "intact, not that it comes from the ledger you trust"
+        if hasattr(source, "verify_report") else
+        "log key taken from the data directory, not pinned with --log-key"]
+    doc["warnings"] = warnings
     if json:
         out(doc, True)
     else:
         for cid, info in doc["controllers"].items():
-            typer.echo(f"{cid}: {info['size']} events, root {info['root']}, "
-                       f"{info['checkpoints']} checkpoints")
+            typer.echo(_summary(cid, info, doc["ok"]))
         for p in doc["problems"]:
             typer.echo(f"PROBLEM {p['controller']} index={p['index']} "
                        f"event={p['event_id']}: {p['problem']}: {p['detail']}")
+        for w in warnings:
+            typer.echo(f"WARNING: {w}")
         typer.echo("OK: everything verifies" if doc["ok"] else
                    f"FAILED: {len(doc['problems'])} problem(s)")
     if not doc["ok"]:
@@ -458,6 +471,69 @@ def _audit_bundle_state(source: Any, target: Path, state: Path | None,
     except AuditFailed as exc:
         return {"ok": False, "problem": exc.code, "detail": str(exc), "controller": cid}
     return None  # pragma: no cover - fail() raises
+
+
+def _summary(controller: str, info: dict[str, Any], ok: bool) -> str:
+    """One line per controller: for a bundle, what it is complete for."""
+    if "range" not in info:
+        return (f"{controller}: {info['size']} events, root {info['root']}, "
+                f"{info['checkpoints']} checkpoints")
+    a, b = info["range"]
+    period, received = info["period"], info["received"]
+    word = "complete" if ok else "NOT verified"
+    return (f"{controller}: {word}: leaves {a}..{b - 1} of tree size {info['size']}, period "
+            f"{period['from'] or 'log start'} .. {period['to'] or 'end checkpoint'} "
+            f"(received {received['from'] or 'log start'} .. {received['to']}); "
+            f"{info.get('events', 0)} events in the bundle, "
+            f"{info.get('period_events', 0)} in the period, "
+            f"{info.get('context_events', 0)} context; newest tree size {info['latest']}")
+
+
+@app.command()
+@guarded
+def evidence(
+    url: Annotated[str, typer.Option(help="The ledger's base URL.")],
+    api_key: Annotated[str, typer.Option(help="An auditor or admin API key.")],
+    controller: Annotated[str, typer.Option(help="Controller id.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the zip.")],
+    from_: Annotated[str | None, typer.Option("--from", help="Period start (RFC 3339 or "
+                                              "YYYY-MM-DD, on occurred_at).")] = None,
+    to: Annotated[str | None, typer.Option(help="Period end (exclusive).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Fetch an evidence bundle from a running ledger, streamed to --out; check it with
+    ``auditledger verify FILE --log-key KEY``."""
+    import time
+
+    import httpx
+
+    params = {k: v for k, v in (("from", from_), ("to", to)) if v is not None}
+    tmp = out_file.with_name(out_file.name + ".part")
+    size = 0
+    try:
+        for attempt in range(30):
+            with httpx.stream("GET", f"{url.rstrip('/')}/v1/controllers/{controller}/evidence",
+                              params=params, headers={"Authorization": f"Bearer {api_key}"},
+                              timeout=600.0) as resp:
+                if resp.status_code == 503 and attempt < 29:
+                    # the read side is catching up (the report must cover every event)
+                    time.sleep(min(float(resp.headers.get("Retry-After") or 1), 5.0))
+                    continue
+                if resp.status_code != 200:
+                    resp.read()
+                    from ledger.client import _reason
+
+                    fail(f"evidence: {_reason(resp)}", 2 if resp.status_code < 500 else 1)
+                with tmp.open("wb") as f:
+                    for chunk in resp.iter_bytes(1 << 16):
+                        f.write(chunk)
+                        size += len(chunk)
+                break
+    except httpx.HTTPError as exc:
+        tmp.unlink(missing_ok=True)
+        fail(f"evidence: {url}: {exc}", 1)
+    tmp.replace(out_file)
+    out({"out": str(out_file), "bytes": size}, json, f"{out_file}: {size} bytes")
 
 
 # -- demo and bench ------------------------------------------------------------------------

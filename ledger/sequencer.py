@@ -15,7 +15,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.checkpoint import Checkpoint, sign_checkpoint, verifier_key
+from ledger.checkpoint import TIME_EXTENSION, Checkpoint, sign_checkpoint, verifier_key
 from ledger.clock import Clock, format_rfc3339
 from ledger.log.base import Prepared, StoredCheckpoint
 from ledger.merkle import Frontier, leaf_hash
@@ -37,8 +37,12 @@ class CheckpointSigner:
         self.name = name
         self.verifier_key = verifier_key(name, public_key_bytes(key))
 
-    def sign(self, controller: str, size: int, root: bytes) -> str:
-        return sign_checkpoint(Checkpoint(origin(controller), size, root), self.name, self._key)
+    def sign(self, controller: str, size: int, root: bytes, at: str | None = None) -> str:
+        """The signed note; with ``at`` (the creation time, ``format_rfc3339``) it carries
+        the ``time`` extension line that makes it usable as a period edge."""
+        exts = (TIME_EXTENSION + at,) if at else ()
+        return sign_checkpoint(Checkpoint(origin(controller), size, root, exts), self.name,
+                               self._key)
 
 
 @dataclass
@@ -97,11 +101,10 @@ class Sequencer:
     def _checkpoint(self, plan: Plan, controller: str, tree: Tree) -> None:
         now = self.clock.now()
         size, root = tree.frontier.size, tree.frontier.root()
+        at = format_rfc3339(now)
         plan.checkpoints.append(
-            StoredCheckpoint(
-                controller, size, root, self.signer.sign(controller, size, root),
-                format_rfc3339(now),
-            )
+            StoredCheckpoint(controller, size, root, self.signer.sign(controller, size, root, at),
+                             at)
         )
         tree.cp_size, tree.cp_at = size, now
 

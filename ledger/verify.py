@@ -46,13 +46,14 @@ from ledger.verifier import Verifier
 
 
 def verify_source(
-    source: Source, log_keys: Sequence[str], verifier: Verifier | None = None
+    source: Source, log_keys: Sequence[str], verifier: Verifier | None = None,
+    held: Sequence[str] = (),
 ) -> Report:
     own_check = getattr(source, "verify_report", None)
     if own_check is not None:
-        # An evidence bundle is a subset of a log: it checks each event by its inclusion
-        # proof instead of recomputing the tree (ledger.bundle.BundleSource).
-        return own_check(log_keys, verifier)
+        # An evidence bundle is a stretch of a log: it checks its range by a compact-range
+        # proof and its context by inclusion proofs (ledger.bundle_check.BundleSource).
+        return own_check(log_keys, verifier, held)
     report = Report()
     own = verifier is None
     verifier = verifier or Verifier()
@@ -255,12 +256,13 @@ class LogSource:
 
 
 def open_target(target: Path) -> tuple[Any, list[str]]:
-    """A data directory or an evidence bundle, and the log keys it carries.
+    """A data directory or an evidence bundle (zip, or unzipped: a directory holding
+    ``manifest.note``), and the log keys it carries.
 
     An auditor should pin the log key with ``--log-key`` rather than trust the one found
     beside the data; the CLI does that when given one.
     """
-    if target.is_dir():
+    if target.is_dir() and not (target / "manifest.note").exists():
         from ledger.config import Config
         from ledger.service import Ledger
 
@@ -270,8 +272,8 @@ def open_target(target: Path) -> tuple[Any, list[str]]:
         source = LogSource(ledger.log)
         source.close = ledger.close  # type: ignore[attr-defined]
         return source, keys
-    if target.is_file():
-        from ledger.bundle import BundleSource
+    if target.is_file() or target.is_dir():
+        from ledger.bundle_check import BundleSource
 
         bundle = BundleSource(target)
         return bundle, bundle.log_keys

@@ -9,17 +9,22 @@ The ledger never imports the read side: the report is passed in as bytes.
 from __future__ import annotations
 
 import html
+import os
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import LedgerDep, ReadSideDep, VisibleController
 from api.errors import ApiError
 from api.readside import NotCaughtUp, ReadSide
 from api.routes.read import ERRORS, catching_up, parse_time, time_query
-from ledger.bundle import BundleError, build_bundle
+from ledger.bundle import BundleError, save_bundle
 from ledger.clock import format_rfc3339
 from ledger.service import Ledger
 
@@ -67,35 +72,67 @@ def log_summary(ledger: Ledger, controller: str, start: Any, end: Any) -> dict[s
 
 
 def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, start: Any,
-                   end: Any) -> tuple[bytes, bytes]:
+                   end: Any) -> tuple[bytes, bytes, list[str]]:
+    """The report's JSON and HTML, stating the bundle's period, and the event ids it cites
+    as evidence (the bundle must hold every one: ``ledger.bundle.write_bundle(cited=)``)."""
+    period = {"from": format_rfc3339(start) if start else None,
+              "to": format_rfc3339(end) if end else None}
     if read_side is not None:
         from projections.report import to_html
 
         # The report must cover every event the bundle holds: not one from read models
         # still behind the log (``NotCaughtUp``: 503 + Retry-After).
         read_side.ensure_caught_up(controller)
-        # the report counts the bundle's period (its ``period`` key says which)
+        # the report counts the bundle's period, and its ``period`` key says so
         doc = read_side.call("report", controller, clock=read_side.clock, start=start,
                              end=end)
-        return orjson.dumps(doc, option=orjson.OPT_INDENT_2), to_html(doc).encode()
-    doc = log_summary(ledger, controller, start, end)
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2), render_html(doc)
+        body, page = orjson.dumps(doc, option=orjson.OPT_INDENT_2), to_html(doc).encode()
+    else:
+        doc = log_summary(ledger, controller, start, end)
+        body, page = orjson.dumps(doc, option=orjson.OPT_INDENT_2), render_html(doc)
+    return body, page, sorted(set(_cited(doc)))
+
+
+def _cited(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key == "evidence" and isinstance(value, list):
+                yield from (v for v in value if isinstance(v, str))
+            else:
+                yield from _cited(value)
+    elif isinstance(doc, list):
+        for value in doc:
+            yield from _cited(value)
 
 
 def make_bundle(ledger: Ledger, read_side: ReadSide | None, controller: str, start: Any,
-                end: Any) -> bytes:
-    report_json, report_html = report_members(ledger, read_side, controller, start, end)
-    return build_bundle(ledger, controller, start, end, report_json, report_html)
+                end: Any) -> Path:
+    """The bundle, streamed to a temporary file (a period of a large log does not sit in
+    memory); the caller deletes it once sent."""
+    report_json, report_html, cited = report_members(ledger, read_side, controller, start,
+                                                     end)
+    fd, name = tempfile.mkstemp(prefix="auditledger-evidence-", suffix=".zip")
+    os.close(fd)
+    path = Path(name)
+    try:
+        save_bundle(ledger, controller, path, start, end, (report_json, report_html),
+                    cited=cited)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 @router.get(
     "/v1/controllers/{controller}/evidence",
     summary="Evidence bundle (zip) for a period, verifiable offline",
     description=(
-        "Events with `from <= occurred_at < to` (RFC 3339 or YYYY-MM-DD; both optional), "
-        "every administration event, the producer and log keys, checkpoints with "
-        "consistency proofs, an inclusion proof per event to the final checkpoint, and the "
-        "accountability report (JSON + HTML). Check it with `auditledger verify FILE.zip`."
+        "Every event between the signed checkpoints at or before `from` and at or after "
+        "`to` (RFC 3339 or YYYY-MM-DD, on `occurred_at`; both optional) with the "
+        "compact-range proof of both edges, the administration events before them, the "
+        "producer and log keys, checkpoints with consistency proofs, the proof to the "
+        "newest checkpoint, and the accountability report (JSON + HTML). Format: "
+        "docs/verification.md. Check it with `auditledger verify FILE.zip --log-key KEY`."
     ),
     response_class=Response,
     responses={200: {"content": {"application/zip": {
@@ -114,11 +151,11 @@ async def get_evidence(
     if start and end and start > end:
         raise ApiError(422, "invalid_range", "from is after to")
     try:
-        data = await run_in_threadpool(make_bundle, ledger, read_side, controller, start, end)
+        path = await run_in_threadpool(make_bundle, ledger, read_side, controller, start, end)
     except BundleError as exc:
         raise ApiError(409, "no_checkpoint", str(exc)) from None
     except NotCaughtUp as exc:
         raise catching_up(exc) from None
-    name = f"evidence-{controller}.zip"
-    return Response(data, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return FileResponse(path, media_type="application/zip",
+                        filename=f"evidence-{controller}.zip",
+                        background=BackgroundTask(path.unlink, missing_ok=True))
