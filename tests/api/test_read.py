@@ -38,7 +38,9 @@ def test_every_read_route_hides_other_tenants(api: Api) -> None:
     for route in read_routes(api):
         own_url, params = fill(route, CONTROLLER, api)
         own = api.get(own_url, params=params)
-        assert own.status_code != 404, (route, own.text)
+        # its own controller is found (a 404 of another kind, e.g. no cosigned checkpoint
+        # yet, is an answer about the controller, not "no such controller")
+        assert own.status_code != 404 or own.json()["code"] != "not_found", (route, own.text)
 
         url, params = fill(route, OTHER, api)
         theirs = api.get(url, params=params)
@@ -52,7 +54,7 @@ def test_every_read_route_hides_other_tenants(api: Api) -> None:
         assert theirs.headers.get("content-type") == ghost.headers.get("content-type")
         # And B's own auditor does see it.
         mine = api.get(url, who="auditor_b", params=params)
-        assert mine.status_code != 404, (route, mine.text)
+        assert mine.status_code != 404 or mine.json()["code"] != "not_found", (route, mine.text)
 
 
 def test_event_of_other_tenant_under_own_path_is_404(api: Api) -> None:
