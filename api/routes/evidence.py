@@ -75,8 +75,6 @@ def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, 
                    end: Any) -> tuple[bytes, bytes, list[str]]:
     """The report's JSON and HTML, stating the bundle's period, and the event ids it cites
     as evidence (the bundle must hold every one: ``ledger.bundle.write_bundle(cited=)``)."""
-    period = {"from": format_rfc3339(start) if start else None,
-              "to": format_rfc3339(end) if end else None}
     if read_side is not None:
         from projections.report import to_html
 
