@@ -86,17 +86,18 @@ def _at(text: Any) -> Any:
         return None
 
 
-def _evidence_ids(doc: Any) -> Iterator[str]:
-    """Every event id the report cites: the strings of every ``evidence`` list in it."""
+def evidence_ids(doc: Any) -> Iterator[str]:
+    """Every event id the report cites: the strings of every ``evidence`` list in it (the
+    API writes these into a bundle, the verifier checks the bundle holds them)."""
     if isinstance(doc, dict):
         for key, value in doc.items():
             if key == "evidence" and isinstance(value, list):
                 yield from (v for v in value if isinstance(v, str))
             else:
-                yield from _evidence_ids(value)
+                yield from evidence_ids(value)
     elif isinstance(doc, list):
         for value in doc:
-            yield from _evidence_ids(value)
+            yield from evidence_ids(value)
 
 
 class BundleSource:
@@ -328,7 +329,7 @@ class BundleSource:
         schemas, registry = default_schemas(), Registry()
         admin: list[dict[str, Any]] = []
         report_doc = self._json(REPORT_JSON)
-        cited = set(_evidence_ids(report_doc))
+        cited = set(evidence_ids(report_doc))
         self._report_period(man, report_doc)
         sizes = sorted(cps)
         pending: list[tuple[dict[str, Any], int, str, bytes, bytes, str]] = []

@@ -25,6 +25,7 @@ from api.errors import ApiError
 from api.readside import NotCaughtUp, ReadSide
 from api.routes.read import ERRORS, catching_up, parse_time, time_query
 from ledger.bundle import BundleError, save_bundle
+from ledger.bundle_check import evidence_ids
 from ledger.clock import format_rfc3339
 from ledger.service import Ledger
 
@@ -88,19 +89,8 @@ def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, 
     else:
         doc = log_summary(ledger, controller, start, end)
         body, page = orjson.dumps(doc, option=orjson.OPT_INDENT_2), render_html(doc)
-    return body, page, sorted(set(_cited(doc)))
+    return body, page, sorted(set(evidence_ids(doc)))
 
-
-def _cited(doc: Any) -> Any:
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            if key == "evidence" and isinstance(value, list):
-                yield from (v for v in value if isinstance(v, str))
-            else:
-                yield from _cited(value)
-    elif isinstance(doc, list):
-        for value in doc:
-            yield from _cited(value)
 
 
 def make_bundle(ledger: Ledger, read_side: ReadSide | None, controller: str, start: Any,
