@@ -248,7 +248,8 @@ def test_a_period_bundle_holds_events_whose_time_cannot_be_read(api: Api) -> Non
         "breach_id": "b2", "detected_at": "2026-07-01T00:00:00Z", "description": "x"},
         "2026-06-30T23:59:60Z")
     api.world.ledger.flush()
-    r = api.get(f"{C}/evidence", params={"from": "2026-01-01", "to": "2026-02-01"})
+    # a period whose checkpoints cover the event's arrival (the range is chosen by them)
+    r = api.get(f"{C}/evidence", params={"from": "2026-01-01", "to": "2027-01-01"})
     assert r.status_code == 200
     with zipfile.ZipFile(io.BytesIO(r.content)) as z:
         events = z.read("events.jsonl").decode()
