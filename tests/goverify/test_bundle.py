@@ -22,6 +22,7 @@ import pytest
 
 from ledger.checkpoint import sign_note
 from ledger.signing import generate_key, load_private_key
+from tests.api.test_evidence import members, rezip
 from tests.conftest import CLI, CONTROLLER
 from tests.goverify.conftest import Live, run
 
@@ -58,19 +59,6 @@ def period(live: Live) -> bytes:
     live.producer.post(live.producer.batch(50))
     time.sleep(1.5)  # a checkpoint covers them
     return evidence(live, f"?from={cp['created_at']}")
-
-
-def members(bundle: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
-
-
-def pack(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def reseal(files: dict[str, bytes], key: Any) -> dict[str, bytes]:
@@ -203,7 +191,7 @@ def test_mutated_bundles_are_named_alike(goverify: Path, live: Live, period: byt
         if sealed:
             files = reseal(files, log_key)
         path = tmp_path / "bad.zip"
-        path.write_bytes(pack(files))
+        path.write_bytes(rezip(files))
         res = run(goverify, "bundle", "--log-key", live.log_key, path)
         assert res.code == 1, (name, res.report, res.stderr)
         assert expected <= set(res.problems), (name, res.report["problems"][:5])
@@ -245,6 +233,6 @@ def test_duplicate_member(goverify: Path, live: Live, served: bytes, tmp_path: P
 def test_manifest_signed_by_another_key(goverify: Path, live: Live, served: bytes,
                                         tmp_path: Path) -> None:
     path = tmp_path / "forged.zip"
-    path.write_bytes(pack(reseal(members(served), generate_key())))
+    path.write_bytes(rezip(reseal(members(served), generate_key())))
     res = run(goverify, "bundle", "--log-key", live.log_key, path)
     assert res.code == 1 and res.problems == ["bundle_manifest"], res.report
