@@ -374,9 +374,10 @@ class WebForms:
                                    "controller": controller, "data": data,
                                    "occurred_at": format_rfc3339(now)}
         if identifier is not None:
+            ctl = self.ledger.registry.controllers.get(controller)
             partial["subject"] = (identifier if identifier.startswith("psn:")
                                   else pseudonym(subject_key(self.ledger, controller),
-                                                 identifier))
+                                                 identifier, ctl.country if ctl else None))
         env = complete(partial, producer_key(self.cfg, controller, PRODUCER), PRODUCER)
         with self.lock:
             (result,) = self.ledger.submit([env])
