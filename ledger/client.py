@@ -8,6 +8,9 @@ jitter (``stamina``, the project's retry library): resubmitting is safe because 
 idempotent on ``event_id``.
 What it cannot get past is raised as a ``ClientError`` whose one-line message names the
 cause; ``auditledger emit`` prints it and exits with the error's ``exit_code``.
+
+``Producer`` / ``AsyncProducer`` (ledger/producer/, docs/producer-client.md) add a durable
+outbox in front: ``from ledger.client import Producer``.
 """
 
 from __future__ import annotations
@@ -136,3 +139,22 @@ class DirectClient:
 
     def close(self) -> None:
         self.ledger.close()
+
+
+#: Re-exported from ledger/producer/ on first use (they import this module's errors).
+_PRODUCER_NAMES = {
+    "Producer": "producer", "AsyncProducer": "producer", "OutboxFull": "producer",
+    "FlushTimeout": "producer", "InclusionError": "producer", "NotDelivered": "producer",
+    "EventTooLarge": "producer", "EventIdConflict": "producer",
+    "OutboxLocked": "outbox", "HttpDataKeys": "keys",
+    "HttpTransport": "transport", "KafkaTransport": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PRODUCER_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ledger.client' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"ledger.producer.{module}"), name)
