@@ -88,6 +88,8 @@ class Producer:
     of the ledger's broker; the intake ``topic``), or a ``transport`` object. ``url`` and
     ``api_key`` are also what receipts' proofs and remote data keys use.
     ``outbox``: the SQLite file; ``None`` keeps the queue in memory (no durability).
+    ``check_inclusion`` reads proofs with ``reader_api_key`` (an auditor key of the
+    controller: a producer key may only write, DESIGN.md) and trusts only ``log_key``.
     """
 
     def __init__(
@@ -98,7 +100,7 @@ class Producer:
         transport: Transport | None = None,
         subject_key: bytes | None = None, subject_key_file: Path | str | None = None,
         region: str | None = None, data_keys: DataKeys | None = None,
-        log_key: str | None = None,
+        log_key: str | None = None, reader_api_key: str | None = None,
         batch_size: int = DEFAULT_BATCH, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
         max_queued: int = DEFAULT_MAX_QUEUED, full_timeout: float = 5.0,
         timeout: float = 30.0, clock: Clock | None = None, start: bool = True,
@@ -121,6 +123,7 @@ class Producer:
             self.controller = file_controller
             self.region = region or file_region
         self.url, self.api_key, self.log_key = url, api_key, log_key
+        self.reader_api_key = reader_api_key
         self._owns_keys = data_keys is None and url is not None
         self.data_keys = (data_keys if data_keys is not None
                           else HttpDataKeys(url, api_key or "", timeout=timeout) if url
@@ -366,15 +369,16 @@ class Producer:
         signed by the pinned ``log_key``, for the leaf hash of the bytes this producer
         sent. Returns ``{"event_id", "index", "tree_size", "root"}``; raises
         ``InclusionError`` when anything does not check out."""
-        if self.url is None or self.log_key is None:
-            raise ValueError("check_inclusion needs url, api_key and the pinned log_key")
+        if self.url is None or self.log_key is None or self.reader_api_key is None:
+            raise ValueError("check_inclusion needs url, reader_api_key and the pinned "
+                             "log_key")
         rec = self.outbox.receipt(event_id)
         if rec is None:
             raise NotDelivered(f"event {event_id} has no receipt (still queued, refused, "
                                "or not emitted through this outbox)")
         if self._http is None:
             self._http = httpx.Client(base_url=self.url.rstrip("/"), timeout=30.0,
-                                      headers={"Authorization": f"Bearer {self.api_key}"})
+                                      headers={"Authorization": f"Bearer {self.reader_api_key}"})
         c = rec["controller"]
         resp = self._http.get(f"/v1/controllers/{c}/proofs/inclusion/{event_id}")
         if resp.status_code != 200:
