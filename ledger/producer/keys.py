@@ -113,3 +113,29 @@ class HttpDataKeys:
 
     def close(self) -> None:
         self._http.close()
+
+
+def export_subject_key(ledger: Any, controller: str, out: Path) -> dict[str, Any]:
+    """``auditledger subject export-key``: the controller's subject key (the key store's,
+    ``KeyStore.subject_key``) to ``out`` for a producer that pseudonymises itself.
+
+    What is kept of the export is one line in ``DIR/keys/subject-key-exports.jsonl`` — when,
+    which controller, the key's fingerprint — so the DPO can say which copies exist;
+    nothing personal (no identifier, no pseudonym, no user name) is written anywhere."""
+    from ledger.clock import format_rfc3339
+    from ledger.webforms import subject_key
+
+    ctl = ledger.registry.controllers.get(controller)
+    if ctl is None:
+        raise ValueError(f"controller {controller} is not registered")
+    if out.exists():
+        raise ValueError(f"{out} exists; not overwriting a key file")
+    doc = write_subject_key_file(out, controller, subject_key(ledger, controller),
+                                 ctl.country)
+    record = {"at": format_rfc3339(ledger.clock.now()), "controller": controller,
+              "fingerprint": doc["fingerprint"]}
+    trail = ledger.cfg.keys_dir / "subject-key-exports.jsonl"
+    with trail.open("ab") as fh:
+        fh.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+    os.chmod(trail, 0o600)
+    return {**doc, "file": str(out)}
