@@ -133,3 +133,16 @@ def bench_bundle(
     from bench.bundle import run
 
     _bench_out(run(events, log_events), json)
+
+
+@bench_app.command("producer")
+def bench_producer(
+    events: Annotated[int, typer.Option(help="Events per emit-rate run.")] = 5_000,
+    drain: Annotated[int, typer.Option(help="Events queued during the outage.")] = 100_000,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Producer client: emit rate with the outbox on and off, and the time to drain a
+    queue built during a ledger outage (docs/producer-client.md)."""
+    from bench.producer import run
+
+    _bench_out(run(events, drain), json)

@@ -143,6 +143,7 @@ class Producer:
         self._cv = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._kick = threading.Event()  # ends a backoff wait: flush() and close() retry now
         self._closed = False
         self.send_errors = 0  # failed tries of a batch, in this process
         self.last_error: str | None = None
@@ -263,8 +264,9 @@ class Producer:
                 attempt += 1
                 self._failed(batch, exc)
                 retry_after = exc.retry_after if isinstance(exc, Transient) else None
-                self._stop.wait(backoff(attempt, retry_after) if not isinstance(exc, Refused)
+                self._kick.wait(backoff(attempt, retry_after) if not isinstance(exc, Refused)
                                 else backoff(99))
+                self._kick.clear()
                 continue
             attempt = 0
             self.last_error = None
@@ -287,6 +289,7 @@ class Producer:
         is not within ``timeout`` seconds. Nothing is lost either way."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
+        self._kick.set()
         with self._cv:
             while self.outbox.queued:
                 left = None if deadline is None else deadline - time.monotonic()
@@ -309,6 +312,7 @@ class Producer:
         self._closed = True
         self._stop.set()
         self._wake.set()
+        self._kick.set()
         if self._thread is not None:
             self._thread.join(timeout=max(timeout, 60.0))
         left = self.outbox.queued
