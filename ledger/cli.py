@@ -32,12 +32,9 @@ app = typer.Typer(
 controller_app = typer.Typer(help="Register controllers (tenants).", no_args_is_help=True)
 producer_app = typer.Typer(help="Register and revoke producers.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Create API keys.", no_args_is_help=True)
-subject_app = typer.Typer(help="Data subjects: pseudonyms and their keys.",
-                          no_args_is_help=True)
 app.add_typer(controller_app, name="controller")
 app.add_typer(producer_app, name="producer")
 app.add_typer(apikey_app, name="apikey")
-app.add_typer(subject_app, name="subject")
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Ledger data directory.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -224,27 +221,6 @@ def apikey_create(
         store.close()
     out({"api_key": token, "key_id": key.key_id, "role": role,
          "controllers": list(key.controllers)}, json, token)
-
-
-@subject_app.command("export-key")
-@guarded
-def subject_export_key(
-    data: DataOpt,
-    controller: Annotated[str, typer.Option(help="Controller whose subject key to export.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Key file to write (mode 0600).")],
-    json: JsonOpt = False,
-) -> None:
-    """Export the controller's subject key for a producer that pseudonymises itself
-    (``Producer(subject_key_file=...)``; docs/producer-client.md). Run by an admin on the
-    ledger host; prints the key's fingerprint, never the key."""
-    from ledger.producer.keys import export_subject_key
-
-    ledger = _open(data)
-    try:
-        doc = export_subject_key(ledger, controller, out_file)
-    finally:
-        ledger.close()
-    out(doc, json, f"subject key of {controller} ({doc['fingerprint']}) written to {out_file}")
 
 
 # -- emit --------------------------------------------------------------------------------
@@ -642,6 +618,9 @@ def _load_plugins() -> None:
 
 def main() -> None:
     _load_plugins()
+    from ledger.producer.cli import install as _install_producer_commands
+
+    _install_producer_commands(app, guarded)
     try:
         app()
     except KeyboardInterrupt:

@@ -36,7 +36,7 @@ from ledger.encoding import EncodingError, b64, unb64
 from ledger.envelope import complete, new_event_id, pseudonym
 from ledger.merkle import ProofError, leaf_hash, verify_inclusion
 from ledger.producer.keys import HttpDataKeys, read_subject_key_file
-from ledger.producer.outbox import Outbox, Queued
+from ledger.producer.outbox import Outbox
 from ledger.producer.transport import (
     INTAKE_TOPIC,
     HttpTransport,
@@ -253,36 +253,46 @@ class Producer:
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            batch = self.outbox.head(self.batch_size, self.max_batch_bytes)
-            if not batch:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
             try:
-                outcomes = self.transport.send(batch)
+                sent = self._send_once()
             except Exception as exc:  # Transient, Refused, or a bug: the events stay
                 attempt += 1
-                self._failed(batch, exc)
+                self._failed(exc)
                 retry_after = exc.retry_after if isinstance(exc, Transient) else None
-                self._kick.wait(backoff(attempt, retry_after) if not isinstance(exc, Refused)
-                                else backoff(99))
+                self._kick.wait(backoff(99) if isinstance(exc, Refused)
+                                else backoff(attempt, retry_after))
                 self._kick.clear()
                 continue
-            attempt = 0
-            self.last_error = None
-            self.outbox.settle(batch, outcomes)
-            with self._cv:
-                self._cv.notify_all()
+            if sent:
+                attempt = 0
+            else:
+                self._wake.wait(1.0)
+                self._wake.clear()
 
-    def _failed(self, batch: list[Queued], exc: Exception) -> None:
+    def _send_once(self) -> bool:
+        """Send the head of the outbox and settle it; False when there was nothing."""
+        batch = self.outbox.head(self.batch_size, self.max_batch_bytes)
+        if not batch:
+            return False
+        try:
+            outcomes = self.transport.send(batch)
+        except Exception as exc:
+            self.outbox.failed_attempt(batch, str(exc) or type(exc).__name__)
+            raise
+        self.outbox.settle(batch, outcomes)
+        self.last_error = None
+        with self._cv:
+            self._cv.notify_all()
+        return True
+
+    def _failed(self, exc: Exception) -> None:
         self.send_errors += 1
         self.last_error = str(exc) or type(exc).__name__
-        if not isinstance(exc, Transient | Refused):
-            log.exception("producer: sending a batch failed; it stays queued")
-        else:
+        if isinstance(exc, Transient | Refused):
             log.warning("producer: %s (%d events stay queued)", self.last_error,
                         self.outbox.queued)
-        self.outbox.failed_attempt(batch, self.last_error)
+        else:
+            log.exception("producer: sending a batch failed; it stays queued")
 
     def flush(self, timeout: float | None = 60.0) -> None:
         """Wait until the outbox is empty; ``FlushTimeout`` (with the last error) if it
