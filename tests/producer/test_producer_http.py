@@ -19,7 +19,14 @@ import orjson
 import pytest
 
 from ledger.checkpoint import verifier_key
-from ledger.client import AsyncProducer, InclusionError, OutboxFull, Producer
+from ledger.client import (
+    AsyncProducer,
+    FlushTimeout,
+    InclusionError,
+    OutboxFull,
+    OutboxLocked,
+    Producer,
+)
 from ledger.encoding import b64
 from ledger.envelope import pseudonym
 from ledger.signing import generate_key
@@ -269,3 +276,24 @@ def test_a_ledger_outage_while_emitting_loses_nothing(
         assert len(stored) == len(before) + 400
     finally:
         p.close()
+
+
+def test_a_refused_request_keeps_the_events_and_says_why(
+        served: dict[str, Any], tmp_path: Path) -> None:
+    p = producer(served, tmp_path / "outbox.sqlite", api_key="alk_wrong_key")
+    try:
+        event_id = p.emit("consent.given", CONSENT, identifier="ann@example.org")
+        with pytest.raises(FlushTimeout, match="401"):
+            p.flush(timeout=3)
+        assert p.receipt(event_id) == {"event_id": event_id, "status": "queued"}
+        assert p.metrics()["queued"] == 1 and p.dead_letters() == []
+        with pytest.raises(OutboxLocked):  # one process owns an outbox
+            producer(served, tmp_path / "outbox.sqlite")
+    finally:
+        assert p.close(timeout=0.5) == 1
+    q = producer(served, tmp_path / "outbox.sqlite")  # the right key, after a restart
+    try:
+        q.flush(timeout=60)
+        assert q.receipt(event_id)["status"] == "accepted"  # type: ignore[index]
+    finally:
+        q.close()
