@@ -3,7 +3,7 @@ has it.
 
 One SQLite file (WAL, ``synchronous=FULL``), owned by one process at a time (an exclusive
 ``flock`` on ``FILE.lock``, released by the kernel when that process dies, even by
-``kill -9``). Three tables:
+``kill -9``). Four tables:
 
 - ``outbox``: signed envelopes still to deliver, in the order they were emitted, with the
   exact bytes that will be sent (and re-sent: the same bytes under the same ``event_id``
@@ -12,7 +12,9 @@ One SQLite file (WAL, ``synchronous=FULL``), owned by one process at a time (an 
   the leaf hash computed here from the bytes sent, so an inclusion proof can be checked
   against what this producer signed, not just what the ledger says it stored;
 - ``dead_letter``: events the ledger refused (a per-event rejection code): kept with the
-  code and detail for a person to look at, never retried.
+  code and detail for a person to look at, never retried;
+- ``checkpoints``: the largest checkpoint per log an inclusion check verified, so a later
+  one that is not consistent with it (a fork shown to this producer) is caught.
 
 A row is in exactly one of ``outbox`` and ``dead_letter`` or gone to ``receipts``; the move
 happens in one transaction, so a crash leaves each event either still queued (sent again,
@@ -61,6 +63,12 @@ SCHEMA = (
         detail     TEXT,
         created_us INTEGER NOT NULL,
         failed_us  INTEGER NOT NULL)""",
+    # The largest checkpoint of each log an inclusion check verified: every later one must
+    # be consistent with it, or the ledger showed this producer a fork.
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        controller TEXT PRIMARY KEY,
+        size       INTEGER NOT NULL,
+        root       TEXT NOT NULL)""",
 )
 
 
@@ -193,7 +201,18 @@ class Outbox:
             self._db.execute("UPDATE receipts SET idx = ?, leaf_hash = ? WHERE event_id = ?",
                              (index, leaf_hash, event_id))
 
+    def keep_checkpoint(self, controller: str, size: int, root: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
+                             (controller, size, root))
+
     # -- reading ---------------------------------------------------------------------
+
+    def checkpoint(self, controller: str) -> tuple[int, str] | None:
+        with self._lock:
+            row = self._db.execute("SELECT size, root FROM checkpoints WHERE controller = ?",
+                                   (controller,)).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def head(self, limit: int, max_bytes: int) -> list[Queued]:
         """The oldest queued events, at most ``limit`` and about ``max_bytes`` of bodies

@@ -34,7 +34,7 @@ from ledger.clock import Clock, SystemClock, format_rfc3339
 from ledger.codes import MAX_EVENT_BYTES
 from ledger.encoding import EncodingError, b64, unb64
 from ledger.envelope import complete, new_event_id, pseudonym
-from ledger.merkle import ProofError, leaf_hash, verify_inclusion
+from ledger.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 from ledger.producer.keys import HttpDataKeys, read_subject_key_file
 from ledger.producer.outbox import Outbox
 from ledger.producer.transport import (
@@ -381,8 +381,9 @@ class Producer:
     def check_inclusion(self, event_id: str) -> dict[str, Any]:
         """Fetch the event's inclusion proof and check it here, against a checkpoint
         signed by the pinned ``log_key``, for the leaf hash of the bytes this producer
-        sent. Returns ``{"event_id", "index", "tree_size", "root"}``; raises
-        ``InclusionError`` when anything does not check out."""
+        sent, and that the checkpoint is consistent with the largest one checked before
+        (kept in the outbox). Returns ``{"event_id", "index", "tree_size", "root"}``;
+        raises ``InclusionError`` when anything does not check out."""
         if self.url is None or self.log_key is None or self.reader_api_key is None:
             raise ValueError("check_inclusion needs url, reader_api_key and the pinned "
                              "log_key")
@@ -411,12 +412,41 @@ class Producer:
                                      f"receipt said {rec['index']}")
             verify_inclusion(unb64(doc["leaf_hash"], 32), doc["index"], cp.size,
                              [unb64(h, 32) for h in doc["proof"]], cp.root)
+            self._check_consistent(c, cp.size, cp.root)
         except (NoteError, ProofError, EncodingError, KeyError, TypeError) as exc:
             raise InclusionError(f"inclusion proof of {event_id} fails: {exc}") from None
         if rec["index"] is None:
             self.outbox.record_index(event_id, doc["index"], doc["leaf_hash"])
         return {"event_id": event_id, "index": doc["index"], "tree_size": cp.size,
                 "root": b64(cp.root)}
+
+
+    def _check_consistent(self, controller: str, size: int, root: bytes) -> None:
+        """The checkpoint just verified and the largest one verified before must be one
+        log: a consistency proof from the smaller to the larger, checked here
+        (``ledger.merkle.verify_consistency``). The larger is kept."""
+        known = self.outbox.checkpoint(controller)
+        if known is not None:
+            old_size, old_root = known[0], unb64(known[1], 32)
+            (a, ra), (b, rb) = sorted(((old_size, old_root), (size, root)),
+                                      key=lambda x: x[0])
+            proof: list[bytes] = []
+            if 0 < a < b:
+                assert self._http is not None
+                resp = self._http.get(f"/v1/controllers/{controller}/proofs/consistency",
+                                      params={"from": a, "to": b})
+                if resp.status_code != 200:
+                    raise InclusionError(f"no consistency proof {a} -> {b}: {_reason(resp)}")
+                proof = [unb64(h, 32) for h in orjson.loads(resp.content)["proof"]]
+            try:
+                verify_consistency(a, b, ra, rb, proof)
+            except ProofError as exc:
+                raise InclusionError(
+                    f"checkpoint of size {size} is not consistent with the one of size "
+                    f"{old_size} verified before (a fork?): {exc}") from None
+            if size <= old_size:
+                return
+        self.outbox.keep_checkpoint(controller, size, b64(root))
 
 
 class AsyncProducer:

@@ -61,6 +61,19 @@ def test_events_are_delivered_with_receipts_and_checked_proofs(
         got = p.check_inclusion(ids[7])
         assert got["index"] == rec["index"] and got["tree_size"] >= 30
         assert log_event_ids(served["url"], served["admin"])[-30:] == ids
+
+        # a later checkpoint must extend the one verified before
+        known = p.outbox.checkpoint(CONTROLLER)
+        assert known is not None and known[0] == got["tree_size"]
+        more = [p.emit("consent.given", CONSENT, identifier=f"v{i}@example.org")
+                for i in range(5)]
+        p.flush(timeout=60)
+        assert p.check_inclusion(more[-1])["tree_size"] > known[0]
+        assert p.check_inclusion(ids[0])["index"] == p.receipt(ids[0])["index"]  # type: ignore[index]
+        size = p.outbox.checkpoint(CONTROLLER)[0]  # type: ignore[index]
+        p.outbox.keep_checkpoint(CONTROLLER, size - 2, b64(b"\x00" * 32))  # "seen" a fork
+        with pytest.raises(InclusionError, match="not consistent"):
+            p.check_inclusion(more[-1])
     finally:
         assert p.close() == 0
 
