@@ -1,5 +1,5 @@
-"""A real ``auditledger serve`` for the producer-client tests, and the Kafka fixtures
-(tests/kafka/conftest.py) for its Kafka transport."""
+"""A real ``auditledger serve`` for the producer-client tests (its Kafka transport's
+tests are tests/kafka/test_producer_kafka.py, beside the broker fixtures)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import CONTROLLER, cli_json
-from tests.kafka.conftest import _kafka_local_broker, kafka_bootstrap, kafka_broker  # noqa: F401
+from tests.producer.crash import log_key
 from tests.serving import Serve, make_data
-
-
-def log_key(data: Path) -> str:
-    return (data / "keys" / "log.pub").read_text().strip()
 
 
 @pytest.fixture

@@ -5,17 +5,11 @@ an outage of the ledger — each event stored exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from ledger.checkpoint import verifier_key
@@ -30,7 +24,8 @@ from ledger.client import (
 from ledger.encoding import b64
 from ledger.envelope import pseudonym
 from ledger.signing import generate_key
-from tests.conftest import CONTROLLER, REPO, free_port
+from tests.conftest import CONTROLLER, free_port
+from tests.producer.crash import assert_exactly_once, kill_9, read_accepted, start_emitter
 from tests.serving import log_event_ids
 
 CONSENT = {"purposes": ["newsletter"], "method": "web_form", "notice_version": "v1"}
@@ -167,44 +162,6 @@ def test_async_producer(served: dict[str, Any], tmp_path: Path) -> None:
 
 
 # -- crashes and outages ---------------------------------------------------------------------
-
-
-def start_emitter(opts: dict[str, Any]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tests.producer.emitter",
-                             orjson.dumps(opts).decode()], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-
-
-def read_accepted(proc: subprocess.Popen[str], ids: list[str], until: int) -> None:
-    """Add the event ids the emitter printed (``emit`` had returned for each) to ``ids``
-    until there are ``until``."""
-    assert proc.stdout is not None
-    while len(ids) < until:
-        line = proc.stdout.readline().strip()
-        assert line and line != "done", "the emitter stopped early"
-        ids.append(line)
-
-
-def kill_9(proc: subprocess.Popen[str], ids: list[str]) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    # what it printed before the kill and the test had not read yet was accepted too
-    assert proc.stdout is not None
-    ids.extend(x for x in (line.strip() for line in proc.stdout) if x and x != "done")
-
-
-def assert_exactly_once(stored: list[str], accepted: list[str],
-                        before: list[str]) -> None:
-    """Every accepted event is stored, none twice; at most the one event whose ``emit``
-    the kill interrupted is stored without having been acknowledged to the caller.
-    ``before``: what the log held before (the registrations)."""
-    assert stored[:len(before)] == before
-    stored = stored[len(before):]
-    dupes = [e for e, n in Counter(stored).items() if n > 1]
-    assert dupes == []
-    assert set(accepted) <= set(stored), set(accepted) - set(stored)
-    assert len(set(stored) - set(accepted)) <= 1
 
 
 def test_kill_9_of_the_business_process_loses_nothing(

@@ -1,6 +1,7 @@
 """The producer client's Kafka transport against a real broker and a real ``serve`` on a
 Kafka ledger: events go straight to the intake topic; a ``kill -9`` of the business process
-loses none and none is stored twice."""
+and a broker outage lose none, and none is stored twice. (Its other tests:
+tests/producer/.)"""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import pytest
 from ledger.client import Producer
 from tests.conftest import CONTROLLER
 from tests.kafka.conftest import LocalKafkaBroker
-from tests.producer.conftest import log_key
-from tests.producer.test_producer_http import (
+from tests.producer.crash import (
     assert_exactly_once,
     kill_9,
+    log_key,
     read_accepted,
     start_emitter,
 )
