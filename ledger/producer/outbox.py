@@ -206,6 +206,15 @@ class Outbox:
             self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
                              (controller, size, root))
 
+    def forget(self, before_us: int) -> int:
+        """Drop receipts and dead letters settled before ``before_us``; how many."""
+        with self._lock:
+            n = self._db.execute("DELETE FROM receipts WHERE delivered_us < ?",
+                                 (before_us,)).rowcount
+            n += self._db.execute("DELETE FROM dead_letter WHERE failed_us < ?",
+                                  (before_us,)).rowcount
+        return n
+
     # -- reading ---------------------------------------------------------------------
 
     def checkpoint(self, controller: str) -> tuple[int, str] | None:

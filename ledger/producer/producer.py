@@ -366,6 +366,12 @@ class Producer:
                 else round(max(0.0, time.time() - oldest / 1e6), 3),
                 "send_errors": self.send_errors, "last_error": self.last_error}
 
+    def forget_receipts(self, older_than_s: float) -> int:
+        """Drop receipts and dead letters settled more than ``older_than_s`` seconds ago
+        (the outbox file otherwise keeps them for ever); how many went. Queued events are
+        never touched."""
+        return self.outbox.forget(int((time.time() - older_than_s) * 1e6))
+
     def receipt(self, event_id: str) -> dict[str, Any] | None:
         """``{"event_id", "status", "index", "leaf_hash", "local_leaf_hash", …}`` once
         delivered; ``{"status": "queued"}`` or ``{"status": "rejected", "code", …}``
@@ -470,6 +476,12 @@ class AsyncProducer:
 
     async def check_inclusion(self, event_id: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.check_inclusion, event_id)
+
+    def forget_receipts(self, older_than_s: float) -> int:
+        """Drop receipts and dead letters settled more than ``older_than_s`` seconds ago
+        (the outbox file otherwise keeps them for ever); how many went. Queued events are
+        never touched."""
+        return self.outbox.forget(int((time.time() - older_than_s) * 1e6))
 
     def receipt(self, event_id: str) -> dict[str, Any] | None:
         return self.sync.receipt(event_id)

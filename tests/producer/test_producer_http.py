@@ -100,6 +100,9 @@ def test_a_refused_event_goes_to_the_dead_letters_once(
             "queued": 0, "sent": 1, "failed": 1, "oldest_age_s": 0, "send_errors": 0,
             "last_error": None}
         assert log_event_ids(served["url"], served["admin"])[-1] == good
+        assert p.forget_receipts(3600) == 0
+        assert p.forget_receipts(0) == 2
+        assert p.receipt(good) is None and p.dead_letters() == []
     finally:
         p.close()
 
