@@ -139,7 +139,13 @@ class Producer:
         self.clock = clock or SystemClock()
         self.batch_size, self.max_batch_bytes = batch_size, max_batch_bytes
         self.max_queued, self.full_timeout = max_queued, full_timeout
-        self.outbox = Outbox(Path(outbox) if outbox is not None else None)
+        try:
+            self.outbox = Outbox(Path(outbox) if outbox is not None else None)
+        except BaseException:  # OutboxLocked, a bad path: release what was opened
+            transport.close()
+            if self._owns_keys and isinstance(self.data_keys, HttpDataKeys):
+                self.data_keys.close()
+            raise
         self._cv = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
