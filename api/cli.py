@@ -46,8 +46,10 @@ def serve(
             }).decode())
         ledger = Ledger.open(data, kafka)
     except (ConfigError, OSError, ValueError, KekError, KeyStoreError) as exc:
-        # kek_mismatch and the like: the ledger refuses to start, in one line
-        typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", err=True)
+        # kek_mismatch and the like: the ledger refuses to start, in one line (the
+        # message itself: ``!r`` inside the f-string quoted every one of them)
+        reason = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        typer.echo(f"error: {reason}", err=True)
         raise typer.Exit(2) from None
     from api.readside import open_read_side
     from api.supervisor import WorkerSupervisor, worker_command
