@@ -3,12 +3,17 @@ ledger's own key store (so look-ups and erasures find them)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ledger.clock import format_rfc3339
 from ledger.envelope import complete, new_event_id
 from ledger.sealing import seal_envelope
 from ledger.service import Ledger
+from tests.api.conftest import Api, make_api
 from tests.conftest import CONTROLLER, World
 
 CONSENT = {"purposes": ["newsletter"], "method": "web_form", "notice_version": "v1"}
@@ -59,3 +64,13 @@ def accepted(ledger: Ledger, events: list[dict[str, Any]]) -> list[int]:
     results = ledger.submit(events)
     assert all(r.status == "accepted" for r in results), [r.to_dict() for r in results]
     return [r.index for r in results if r.index is not None]
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    """tests/api's app around a two-tenant fixture ledger (its ``api`` fixture, here)."""
+    a, store = make_api(tmp_path)
+    with a.client:
+        yield a
+    store.close()
+    a.world.ledger.close()

@@ -15,7 +15,7 @@ from ledger.cli import app as cli
 from ledger.encoding import unb64url
 from ledger.keystore import Destroyed
 from ledger.sealing import open_sealed, seal
-from tests.api.conftest import Api, api  # noqa: F401  (the fixture)
+from tests.api.conftest import Api
 from tests.conftest import CONTROLLER, OTHER
 from tests.erasure.conftest import partial, psn, rights, sealed_event, sign
 
