@@ -72,9 +72,10 @@ def _expected() -> tuple[type[Exception], ...]:
     (``kek_mismatch: …``), imported only once something failed."""
     from ledger.kek import KekError
     from ledger.keystore import KeyStoreError
+    from ledger.subjects import SubjectError
 
     return (CliError, ConfigError, ValueError, FileNotFoundError, KeyError, KekError,
-            KeyStoreError)
+            KeyStoreError, SubjectError)
 
 
 def out(doc: Any, as_json: bool, human: str | None = None) -> None:
@@ -628,11 +629,10 @@ def _load_plugins() -> None:
             app.command(name=ep.name)(obj)
 
 
-# Built-in groups defined in their own module (it imports the helpers above).
-from ledger.subject_cli import keys_app, subject_app  # noqa: E402
+# Built-in groups defined in their own module: ``subject`` and ``keys``.
+from ledger.subject_cli import install as _install_subject_commands  # noqa: E402
 
-app.add_typer(subject_app, name="subject")
-app.add_typer(keys_app, name="keys")
+_install_subject_commands(app, guarded)
 
 
 def main() -> None:

@@ -1,33 +1,49 @@
 """``auditledger subject erase|lookup`` and ``auditledger keys rotate-kek|backup``.
 
-Kept apart from ledger/cli.py (which attaches these groups) so the command module stays
-one subject per file. Failures are one line with their stable code first
-(``unknown_subject: …``, ``kek_mismatch: …``) and exit status 2, like every command.
+Kept apart from ledger/cli.py, which attaches these groups with ``install`` and its own
+``guarded`` (passed in, so this module does not import the CLI module back). Failures are
+one line with their stable code first (``unknown_subject: …``, ``kek_mismatch: …``) and
+exit status 2, like every command.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 
-from ledger.cli import CliError, DataOpt, JsonOpt, _open, guarded, out
+DataOpt = Annotated[Path, typer.Option("--data", help="Ledger data directory.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
-subject_app = typer.Typer(help="Look up and erase data subjects (crypto-shredding).",
-                          no_args_is_help=True)
-keys_app = typer.Typer(help="The key store: rotate the KEK, back it up.",
-                       no_args_is_help=True)
+
+def install(app: typer.Typer, guarded: Callable[[Any], Any]) -> None:
+    """Attach ``subject`` and ``keys`` to ``app``, each command wrapped by ``guarded``
+    (ledger/cli.py: expected failures, ``SubjectError`` among them, become one line)."""
+    subject_app = typer.Typer(help="Look up and erase data subjects (crypto-shredding).",
+                              no_args_is_help=True)
+    keys_app = typer.Typer(help="The key store: rotate the KEK, back it up.",
+                           no_args_is_help=True)
+    subject_app.command("erase")(guarded(subject_erase))
+    subject_app.command("lookup")(guarded(subject_lookup))
+    keys_app.command("rotate-kek")(guarded(keys_rotate_kek))
+    keys_app.command("backup")(guarded(keys_backup))
+    app.add_typer(subject_app, name="subject")
+    app.add_typer(keys_app, name="keys")
+
+
+def out(doc: Any, as_json: bool, human: str) -> None:
+    typer.echo(orjson.dumps(doc).decode() if as_json else human)
 
 
 def _with_ledger(data: Path, action: Any) -> Any:
-    from ledger.subjects import SubjectError
+    from ledger.service import Ledger
 
-    ledger = _open(data)
+    ledger = Ledger.open(data)
     try:
         return action(ledger)
-    except SubjectError as exc:
-        raise CliError(str(exc)) from None
     finally:
         ledger.close()
 
@@ -37,8 +53,6 @@ def _keys_line(keys: dict[str, Any]) -> str:
     return f"keys: {len(keys['live'])} live, {len(keys['destroyed'])} destroyed{erased}"
 
 
-@subject_app.command("erase")
-@guarded
 def subject_erase(
     data: DataOpt,
     controller: Annotated[str, typer.Option(help="Controller id.")],
@@ -56,8 +70,6 @@ def subject_erase(
         f"{len(doc['key_ids'])} key(s) destroyed")
 
 
-@subject_app.command("lookup")
-@guarded
 def subject_lookup(
     data: DataOpt,
     controller: Annotated[str, typer.Option(help="Controller id.")],
@@ -72,8 +84,6 @@ def subject_lookup(
     out(doc, json, "\n".join(lines))
 
 
-@keys_app.command("rotate-kek")
-@guarded
 def keys_rotate_kek(
     data: DataOpt,
     new_kek_file: Annotated[Path, typer.Option(help="File holding the new KEK (base64).")],
@@ -92,8 +102,6 @@ def keys_rotate_kek(
     out({"rewrapped": n, "kek_source": source}, json, f"{n} key(s) rewrapped; {note}")
 
 
-@keys_app.command("backup")
-@guarded
 def keys_backup(
     data: DataOpt,
     out_file: Annotated[Path, typer.Option("--out", help="Backup file to write.")],
@@ -104,7 +112,7 @@ def keys_backup(
     from ledger.keystore import open_keystore
 
     if out_file.exists():
-        raise CliError(f"{out_file} exists; not overwriting a backup")
+        raise ValueError(f"{out_file} exists; not overwriting a backup")
     store = open_keystore(Config.load(data))
     try:
         store.backup(out_file)
