@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from api.auth import require_role
 from api.deps import CurrentKey, LedgerDep, controller_exists
 from api.errors import ApiError, JSONBytes, not_found
+from api.routes.webhooks import SharedAllowRoute
 from api.schemas import Error
 from ledger.apikeys import ApiKey
 from ledger.encoding import b64url
@@ -31,8 +32,9 @@ from ledger.subjects import SubjectError
 PSN_PATTERN = r"^psn:[A-Za-z0-9_-]{43}$"
 ID_PATTERN = r"^[^\s]+$"
 
-router = APIRouter(tags=["subjects"], responses={
-    401: {"model": Error}, 403: {"model": Error}, 404: {"model": Error},
+# GET and POST …/subjects/lookup are two routes on one path: a 405 names both in Allow.
+router = APIRouter(tags=["subjects"], route_class=SharedAllowRoute, responses={
+    400: {"model": Error}, 401: {"model": Error}, 403: {"model": Error}, 404: {"model": Error},
     422: {"model": Error}})
 
 #: Subject errors as HTTP answers: status, and the stable code as the body's ``code``.
