@@ -16,6 +16,9 @@ from ledger.service import Ledger
 from tests.api.conftest import Api, make_api
 from tests.conftest import CONTROLLER, World
 
+# The real-broker fixtures of tests/kafka, for test_erasure_kafka.py.
+from tests.kafka.conftest import _kafka_local_broker, kafka_bootstrap  # noqa: F401
+
 CONSENT = {"purposes": ["newsletter"], "method": "web_form", "notice_version": "v1"}
 
 
