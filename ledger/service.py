@@ -7,6 +7,7 @@ methods and never reach into the log directly for writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -194,25 +195,34 @@ class Ledger:
         return self.keys.data_key(controller, subject)
 
     def erase_subject(self, controller: str, subject: str, request_id: str | None = None,
-                      reason: str | None = None) -> dict[str, Any]:
+                      reason: str | None = None,
+                      lock: AbstractContextManager[Any] | None = None) -> dict[str, Any]:
         """Record ``subject.erased`` (signed with the controller's admin key; data:
         ``keys_destroyed_at`` = now, ``key_ids`` = the live kids, ``request_id``,
         ``reason``) and destroy the subject's keys once it is stored. Raises
         :class:`SubjectError` (``unknown_subject``, ``already_erased``,
-        ``request_mismatch``) before anything is written."""
+        ``request_mismatch``) before anything is written.
+
+        ``lock``: the writers' lock of a serving process. The checks scan the log, so they
+        run outside it (ingest is not held up); only the append runs inside, after the
+        key state is read again (an erasure that landed meanwhile: ``already_erased``)."""
         self._known_controller(controller)
-        state = self.keys.subject_state(controller, subject)
-        check_erasable(state, records(self.log, controller, subject), subject)
+        check_erasable(self.keys.subject_state(controller, subject),
+                       records(self.log, controller, subject), subject)
         if request_id is not None:
             check_request(self.log, controller, subject, request_id)
-        now = format_rfc3339(self.clock.now())
-        data: dict[str, Any] = {"keys_destroyed_at": now, "key_ids": list(state.live)}
-        if request_id is not None:
-            data["request_id"] = request_id
-        if reason is not None:
-            data["reason"] = reason
-        result = self._admin_submit(controller, "subject.erased", data, at=now,
-                                    subject=subject)
+        with lock or nullcontext():
+            state = self.keys.subject_state(controller, subject)
+            if state.known:  # known already: only already_erased can be new
+                check_erasable(state, [], subject)
+            now = format_rfc3339(self.clock.now())
+            data: dict[str, Any] = {"keys_destroyed_at": now, "key_ids": list(state.live)}
+            if request_id is not None:
+                data["request_id"] = request_id
+            if reason is not None:
+                data["reason"] = reason
+            result = self._admin_submit(controller, "subject.erased", data, at=now,
+                                        subject=subject)
         if result.status == "rejected":
             raise SubjectError(result.code or "rejected", result.detail or "")
         (ev,) = self.log.lookup(controller, [result.event_id or ""]).values()

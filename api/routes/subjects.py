@@ -9,7 +9,8 @@ producer seals with). An identifier never travels in a URL (it would land in acc
 Tenant isolation: the controller is resolved before the role is checked, so a key that
 may not see the controller gets the same 404 as for one that does not exist, and a
 pseudonym of another controller is the same 404 as one nobody has. Routes call the
-``Ledger``'s methods (ledger/service.py); the write ones hold the ingest lock (one writer).
+``Ledger``'s methods (ledger/service.py); an erasure appends under the ingest lock (one
+writer), its checks run before it, outside.
 """
 
 from __future__ import annotations
@@ -180,9 +181,8 @@ def post_lookup(controller: Controller, key: CurrentKey, ledger: LedgerDep,
 def post_erase(request: Request, controller: Controller, key: CurrentKey,
                ledger: LedgerDep, body: Annotated[EraseIn, Body()]) -> JSONBytes:
     _admin(key)
-    with request.app.state.ingest_lock:
-        doc = _call(ledger.erase_subject, controller, body.subject, body.request_id,
-                    body.reason)
+    doc = _call(ledger.erase_subject, controller, body.subject, body.request_id,
+                body.reason, request.app.state.ingest_lock)
     return JSONBytes(doc)
 
 

@@ -220,3 +220,31 @@ def test_cli_lookup_erase_rotate(world: World, tmp_path: Path) -> None:
     assert report["ok"] and report["controllers"][CONTROLLER]["size"] == 5
     world.ledger = Ledger.open(world.data_dir, clock=world.clock, verifier_workers=0)
     assert world.ledger.keys.subject_state(CONTROLLER, alice).live == []
+
+
+def test_init_makes_the_kek_file_for_the_owner_only(world: World) -> None:
+    kek = world.data_dir / "keys" / "kek"
+    assert kek.exists() and (kek.stat().st_mode & 0o777) == 0o600
+    assert world.ledger.keys.subject_state(CONTROLLER, "psn:" + "A" * 43).known is False
+
+
+def test_an_erasure_that_lands_during_the_checks_makes_the_second_already_erased(
+        world: World) -> None:
+    """The checks run outside the writers' lock; inside it the key state is read again."""
+    ledger = world.ledger
+    alice = psn(ledger, "alice@example.org")
+    accepted(ledger, [sealed_event(world, alice)])
+    later(world)
+
+    class OtherWriterFirst:
+        def __enter__(self) -> None:
+            ledger.erase_subject(CONTROLLER, alice)  # another request won the race
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    size = ledger.log.size(CONTROLLER)
+    with pytest.raises(SubjectError) as exc:
+        ledger.erase_subject(CONTROLLER, alice, lock=OtherWriterFirst())
+    assert exc.value.code == "already_erased"
+    assert ledger.log.size(CONTROLLER) == size + 1  # one subject.erased, not two
