@@ -33,6 +33,8 @@ def serve(
 
     from api.app import create_app
     from ledger.config import ConfigError
+    from ledger.kek import KekError
+    from ledger.keystore import KeyStoreError
     from ledger.service import Ledger, init_data_dir
 
     try:
@@ -43,8 +45,11 @@ def serve(
                 "log_public_key": (cfg.keys_dir / "log.pub").read_text().strip(),
             }).decode())
         ledger = Ledger.open(data, kafka)
-    except (ConfigError, OSError, ValueError) as exc:
-        typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", err=True)
+    except (ConfigError, OSError, ValueError, KekError, KeyStoreError) as exc:
+        # kek_mismatch and the like: the ledger refuses to start, in one line (the
+        # message itself: ``!r`` inside the f-string quoted every one of them)
+        reason = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        typer.echo(f"error: {reason}", err=True)
         raise typer.Exit(2) from None
     from api.readside import open_read_side
     from api.supervisor import WorkerSupervisor, worker_command

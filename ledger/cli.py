@@ -58,11 +58,24 @@ def guarded(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (CliError, ConfigError, ValueError, FileNotFoundError, KeyError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, _expected()):
+                raise
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             fail(msg)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _expected() -> tuple[type[Exception], ...]:
+    """Failures that are bad input or set-up, not bugs: among them a wrong or missing KEK
+    (``kek_mismatch: …``), imported only once something failed."""
+    from ledger.kek import KekError
+    from ledger.keystore import KeyStoreError
+    from ledger.subjects import SubjectError
+
+    return (CliError, ConfigError, ValueError, FileNotFoundError, KeyError, KekError,
+            KeyStoreError, SubjectError)
 
 
 def out(doc: Any, as_json: bool, human: str | None = None) -> None:
@@ -614,6 +627,12 @@ def _load_plugins() -> None:
             app.add_typer(obj, name=ep.name)
         else:
             app.command(name=ep.name)(obj)
+
+
+# Built-in groups defined in their own module: ``subject`` and ``keys``.
+from ledger.subject_cli import install as _install_subject_commands  # noqa: E402
+
+_install_subject_commands(app, guarded)
 
 
 def main() -> None:

@@ -17,6 +17,9 @@ class Code(StrEnum):
     CLOCK_SKEW = "clock_skew"
     TOO_LARGE = "too_large"
     EVENT_ID_CONFLICT = "event_id_conflict"
+    # A sealed field whose kid is not a data key of that controller and subject, or that
+    # does not decrypt under it (issue #18; docs/erasure.md).
+    SEALED_INVALID = "sealed_invalid"
 
 
 MAX_EVENT_BYTES = 64 * 1024

@@ -32,9 +32,11 @@ from ledger.canonical import signed_and_unsigned
 from ledger.clock import Clock, format_rfc3339, parse_rfc3339
 from ledger.codes import MAX_CLOCK_SKEW_SECONDS, MAX_ENTRY_BYTES, MAX_EVENT_BYTES, Code
 from ledger.encoding import b64
+from ledger.keystore import ERASED_TYPE, KeyStore
 from ledger.log.base import Log, Prepared, StaleLog, StoredEvent
 from ledger.registry import ADMIN, ADMIN_TYPES, Registry, RegistryError
 from ledger.schemas import SchemaError, Schemas
+from ledger.sealcheck import SealedChecker, SealedInvalid
 from ledger.signing import DOMAIN
 from ledger.strictjson import DEPTH_DETAIL, duplicate_detail, duplicate_name
 from ledger.verifier import CHUNK, Verifier
@@ -134,25 +136,37 @@ class Ingestor:
 
     ``max_lateness``: how long after ``occurred_at`` an event may still arrive (None: no
     bound). ``import_until``: while the clock is before it, events of any age are accepted
-    (a window an admin opens to import history; it closes by itself).
+    (a window an admin opens to import history; it closes by itself). ``keystore``: the
+    key store sealed fields are checked against (``sealed_invalid``) and a stored
+    ``subject.erased`` destroys keys in (ledger/sealcheck.py); None for tools that have
+    none: sealed fields are then only schema-checked and erasures only recorded.
     """
 
     def __init__(self, log: Log, schemas: Schemas, clock: Clock, verifier: Verifier,
                  max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
-                 import_until: datetime | None = None) -> None:
+                 import_until: datetime | None = None,
+                 keystore: KeyStore | None = None) -> None:
         self.log, self.schemas, self.clock, self.verifier = log, schemas, clock, verifier
         self.max_lateness, self.import_until = max_lateness, import_until
+        self.sealed = SealedChecker(keystore) if keystore is not None else None
         self.registry = Registry()
         self._seen_seq = 0
         self.refresh()
 
     def refresh(self) -> None:
-        """Fold administration events other writers appended since we last looked."""
+        """Fold administration events other writers appended since we last looked, and
+        forget cached data keys of subjects they erased (the writer that stored an erasure
+        destroys its keys; a restart re-applies any it did not)."""
         last = self.log.last_seq()
-        for ev in self.log.events(after_seq=self._seen_seq, types=sorted(ADMIN_TYPES)):
+        types = sorted(ADMIN_TYPES | {ERASED_TYPE}) if self.sealed else sorted(ADMIN_TYPES)
+        for ev in self.log.events(after_seq=self._seen_seq, types=types):
             if ev.seq > last:
                 break
-            self.registry.apply(ev.envelope())
+            if ev.type == ERASED_TYPE:
+                assert self.sealed is not None
+                self.sealed.erased([ev], apply=False)
+            else:
+                self.registry.apply(ev.envelope())
         self._seen_seq = last
 
     def submit(self, items: Sequence[bytes | dict[str, Any]]) -> list[Result]:
@@ -262,10 +276,26 @@ class Ingestor:
                 sig_ok = signatures.verdict(cand)
             try:
                 self._late_checks(cand, sig_ok, now)
+                if self.sealed is not None and "sealed" in cand.env:
+                    self._check_sealed(cand)
                 cand.ok = True
             except Rejected as exc:
                 cand.ok, cand.error = False, exc
         return cand.ok
+
+    def _check_sealed(self, cand: _Candidate) -> None:
+        """After the signature (an unsigned event never costs a key-store read): the
+        sealed field opens under a data key of its subject, or is ``sealed_invalid``."""
+        assert self.sealed is not None
+        try:
+            self.sealed.check(cand.env)
+        except SealedInvalid as exc:
+            raise Rejected(exc.code, exc.detail) from None
+        except Exception as exc:
+            log.exception("ingest: checking the sealed field of event %d failed", cand.pos)
+            raise Rejected(Code.SEALED_INVALID,
+                           f"sealed: the key store could not be read ({type(exc).__name__});"
+                           " the event was not stored, retry") from None
 
     def _submit(self, items: Sequence[bytes | dict[str, Any]]) -> list[Result]:
         expect_seq = self.log.last_seq()
@@ -320,6 +350,8 @@ class Ingestor:
             results[pos] = Result.stored(by_ident[ident], "duplicate")
         self.registry = reg
         self._seen_seq = stored[-1].seq if stored else expect_seq
+        if self.sealed is not None:
+            self.sealed.erased(stored)  # durable now: destroy what they erase
         return [r for r in results if r is not None]
 
     def _is_new(self, cand: _Candidate, earlier: list[_Candidate],

@@ -7,17 +7,18 @@ methods and never reach into the log directly for writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from ledger.apikeys import ApiKeyStore
 from ledger.checkpoint import verifier_key
-from ledger.clock import Clock, SystemClock
+from ledger.clock import Clock, SystemClock, format_rfc3339
 from ledger.config import Config, ConfigError
-from ledger.envelope import complete
+from ledger.envelope import complete, pseudonym
 from ledger.ingest import Ingestor, Result
 from ledger.kek import ensure_kek
-from ledger.keystore import KeyStore, open_keystore, reapply_erasures
+from ledger.keystore import KeyStore, apply_erasure, open_keystore, reapply_erasures
 from ledger.log.base import Log
 from ledger.registry import ADMIN
 from ledger.schemas import default_schemas
@@ -28,6 +29,13 @@ from ledger.signing import (
     public_key_bytes,
     public_key_text,
     save_private_key,
+)
+from ledger.subjects import (
+    SubjectError,
+    check_erasable,
+    check_request,
+    key_state,
+    records,
 )
 from ledger.verifier import Verifier
 
@@ -88,7 +96,7 @@ class Ledger:
         self.verifier = Verifier(verifier_workers)
         self.ingestor = Ingestor(self.log, default_schemas(), self.clock, self.verifier,
                                  max_lateness=cfg.max_lateness,
-                                 import_until=cfg.import_until)
+                                 import_until=cfg.import_until, keystore=self.keys)
 
     @classmethod
     def open(cls, data_dir: Path, kafka: str | None = None, **kw: Any) -> Ledger:
@@ -113,7 +121,8 @@ class Ledger:
     # -- administration, signed with the controller's admin key held in DIR/keys -------
 
     def _admin_submit(
-        self, controller: str, type_: str, data: dict[str, Any], at: str | None = None
+        self, controller: str, type_: str, data: dict[str, Any], at: str | None = None,
+        subject: str | None = None,
     ) -> Result:
         key_file = self.cfg.admin_key_file(controller)
         if type_ == "controller.registered" and not key_file.exists():
@@ -126,6 +135,8 @@ class Ledger:
         partial: dict[str, Any] = {"type": type_, "controller": controller, "data": data}
         if at is not None:
             partial["occurred_at"] = at
+        if subject is not None:
+            partial["subject"] = subject
         env = complete(partial, key, ADMIN, self.clock)
         (result,) = self.submit([env])
         return result
@@ -149,6 +160,77 @@ class Ledger:
     def revoke_producer(self, controller: str, producer: str, revoked_at: str) -> Result:
         data = {"producer_id": producer, "revoked_at": revoked_at}
         return self._admin_submit(controller, "producer.revoked", data)
+
+    # -- data subjects (docs/erasure.md) ----------------------------------------------
+
+    def _known_controller(self, controller: str) -> None:
+        if controller not in self.registry.controllers:
+            raise SubjectError("unknown_controller", f"controller {controller} is not "
+                               "registered")
+
+    def subject(self, controller: str, subject: str) -> dict[str, Any]:
+        """A subject's records (its events: id, type, occurred_at, index) and key state
+        (``live``/``destroyed`` kids, ``erased_at``); ``known`` says whether there is any."""
+        self._known_controller(controller)
+        found = records(self.log, controller, subject)
+        state = self.keys.subject_state(controller, subject)
+        return {"controller": controller, "subject": subject,
+                "known": bool(found) or state.known,
+                "records": [r.to_dict() for r in found], "keys": key_state(state)}
+
+    def lookup_subject(self, controller: str, identifier: str) -> dict[str, Any]:
+        """The pseudonym of ``identifier`` (the controller's subject key; a phone number
+        without + is read in the controller's registered country) and ``subject``'s
+        answer for it. The identifier itself is neither kept nor returned."""
+        from ledger.webforms import subject_key
+
+        self._known_controller(controller)
+        region = self.registry.controllers[controller].country
+        psn = pseudonym(subject_key(self, controller), identifier, region)
+        return self.subject(controller, psn)
+
+    def data_key(self, controller: str, subject: str) -> tuple[str, bytes]:
+        """The subject's live data key (made on first use): what a producer seals with."""
+        self._known_controller(controller)
+        return self.keys.data_key(controller, subject)
+
+    def erase_subject(self, controller: str, subject: str, request_id: str | None = None,
+                      reason: str | None = None,
+                      lock: AbstractContextManager[Any] | None = None) -> dict[str, Any]:
+        """Record ``subject.erased`` (signed with the controller's admin key; data:
+        ``keys_destroyed_at`` = now, ``key_ids`` = the live kids, ``request_id``,
+        ``reason``) and destroy the subject's keys once it is stored. Raises
+        :class:`SubjectError` (``unknown_subject``, ``already_erased``,
+        ``request_mismatch``) before anything is written.
+
+        ``lock``: the writers' lock of a serving process. The checks scan the log, so they
+        run outside it (ingest is not held up); only the append runs inside, after the
+        key state is read again (an erasure that landed meanwhile: ``already_erased``)."""
+        self._known_controller(controller)
+        check_erasable(self.keys.subject_state(controller, subject),
+                       records(self.log, controller, subject), subject)
+        if request_id is not None:
+            check_request(self.log, controller, subject, request_id)
+        with lock or nullcontext():
+            state = self.keys.subject_state(controller, subject)
+            if state.known:  # known already: only already_erased can be new
+                check_erasable(state, [], subject)
+            now = format_rfc3339(self.clock.now())
+            data: dict[str, Any] = {"keys_destroyed_at": now, "key_ids": list(state.live)}
+            if request_id is not None:
+                data["request_id"] = request_id
+            if reason is not None:
+                data["reason"] = reason
+            result = self._admin_submit(controller, "subject.erased", data, at=now,
+                                        subject=subject)
+        if result.status == "rejected":
+            raise SubjectError(result.code or "rejected", result.detail or "")
+        (ev,) = self.log.lookup(controller, [result.event_id or ""]).values()
+        apply_erasure(self.keys, ev)  # ingest did it already; here a failure is raised
+        after = self.keys.subject_state(controller, subject)
+        return {**result.to_dict(), "subject": subject, "keys_destroyed_at": now,
+                "key_ids": data["key_ids"], "request_id": request_id,
+                "keys": key_state(after)}
 
     def close(self) -> None:
         self.flush()
