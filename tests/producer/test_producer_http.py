@@ -270,3 +270,38 @@ def test_a_refused_request_keeps_the_events_and_says_why(
         assert q.receipt(event_id)["status"] == "accepted"  # type: ignore[index]
     finally:
         q.close()
+
+
+def test_a_remote_producer_seals_with_the_ledgers_data_key(
+        served: dict[str, Any], tmp_path: Path) -> None:
+    """No key store beside the producer: it takes the subject's data key from
+    ``POST …/subjects/data-key`` with its producer API key, seals, signs and sends; the
+    ledger checked the sealed field at ingest and opens it with its own key store."""
+    import httpx
+
+    from ledger.config import Config
+    from ledger.keystore import open_keystore
+    from ledger.sealing import view
+
+    p = producer(served, tmp_path / "outbox.sqlite")
+    try:
+        event_id = p.emit("consent.given", CONSENT, identifier="Ann.Berg@example.org",
+                          sealed={"email": "Ann.Berg@example.org", "name": "Ann Berg"})
+        p.flush(timeout=60)
+        assert p.receipt(event_id)["status"] == "accepted"  # type: ignore[index]
+    finally:
+        assert p.close() == 0
+    outbox = b"".join(f.read_bytes() for f in tmp_path.glob("outbox.sqlite*"))
+    assert b"Ann Berg" not in outbox and b"ann.berg" not in outbox.lower()  # only ciphertext
+    r = httpx.get(f"{served['url']}/v1/controllers/{CONTROLLER}/events",
+                  headers={"Authorization": f"Bearer {served['admin']}"})
+    (env,) = [e for e in r.json()["items"] if e["event_id"] == event_id]
+    assert env["subject"] == pseudonym(SUBJECT_KEY, "ann.berg@example.org")
+    store = open_keystore(Config.load(served["data"]))
+    try:
+        opened = view(env, store, open_=True)
+        assert opened["state"] == "sealed"
+        assert opened["fields"] == {"email": "Ann.Berg@example.org", "name": "Ann Berg"}
+        assert store.subject_state(CONTROLLER, env["subject"]).live == [opened["kid"]]
+    finally:
+        store.close()
