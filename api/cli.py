@@ -90,7 +90,8 @@ def serve(
             from ledger.routing import IntakeRouter
 
             group = f"{ledger.cfg.kafka_topic_prefix}.intake"
-            ledger.router = IntakeRouter(ledger.log, group)  # type: ignore[arg-type]
+            ledger.router = IntakeRouter(ledger.log, group,  # type: ignore[arg-type]
+                                         lock=app.state.ingest_lock)
             if not sequence:
                 ledger.log.on_demand = False  # type: ignore[attr-defined]
         if sequence or not ledger.cfg.per_partition:

@@ -68,9 +68,13 @@ class IntakeRouter:
     """``Ledger.submit`` for a ``serve`` in the sequencer group (or an API replica with
     ``serve --no-sequence``, which sequences nothing and routes everything)."""
 
-    def __init__(self, log: KafkaLog, group_id: str, timeout: float = ROUTE_TIMEOUT_S
-                 ) -> None:
-        self.log, self.group_id, self.timeout = log, group_id, timeout
+    def __init__(self, log: KafkaLog, group_id: str, timeout: float = ROUTE_TIMEOUT_S,
+                 lock: Any = None) -> None:
+        """``lock``: the ingest lock every caller of ``Ledger.submit`` holds. It is let
+        go while routed events wait for their sequencer: that sequencer may be waiting
+        for events routed here, and this process's intake worker needs the lock to
+        sequence them (two processes routing to each other would otherwise deadlock)."""
+        self.log, self.group_id, self.timeout, self.ingest_lock = log, group_id, timeout, lock
         bootstrap = log.cfg.kafka_bootstrap
         self._producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="auditledger-route",
                                        acks="all", enable_idempotence=True, linger_ms=0)
@@ -96,14 +100,20 @@ class IntakeRouter:
             except NotSequencer:
                 continue  # the group moved a partition meanwhile: split again
             todo = []
-            for partition, positions in away.items():
-                for i, res in zip(positions, self.forward(partition, [items[i] for i in
-                                                                      positions]),
-                                  strict=True):
-                    if res is None:
-                        todo.append(i)  # the partition came here: append it locally
-                    else:
-                        results[i] = res
+            if away and self.ingest_lock is not None:
+                self.ingest_lock.release()
+            try:
+                for partition, positions in away.items():
+                    for i, res in zip(positions, self.forward(partition, [items[i] for i in
+                                                                          positions]),
+                                      strict=True):
+                        if res is None:
+                            todo.append(i)  # the partition came here: append it locally
+                        else:
+                            results[i] = res
+            finally:
+                if away and self.ingest_lock is not None:
+                    self.ingest_lock.acquire()
             if not todo:
                 return [r for r in results if r is not None]
         raise RouteTimeout("the events' partitions kept moving; resubmit")

@@ -168,8 +168,13 @@ def test_partitions_move_on_kill_9_and_on_stop(tmp_path: Path, kafka_bootstrap: 
     c_replica: Serve | None = None
     try:
         _wait_sequencing([a, b], None, 60)
-        owners = b.ready()[1]["sequencer"]["owners"]
-        assert sorted(owners.values()) == sorted([a.url, b.url])
+        # /readyz names the owner of each partition (the group's view, cached 1 s).
+        deadline = time.monotonic() + 10
+        while sorted((owners := b.ready()[1]["sequencer"]["owners"]).values()) != sorted(
+                [a.url, b.url]):
+            assert time.monotonic() < deadline, owners
+            time.sleep(0.2)
+        assert owners[str(_sequencing(a)[0])] == a.url
         for p in producers:
             p.run(size=20, resubmit=True, timeout=60)
         _wait_acks(producers, 60, 120)
