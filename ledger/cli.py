@@ -572,12 +572,15 @@ def bench(
     batch: Annotated[int, typer.Option(help="Events per ingest batch.")] = 1000,
     workers: Annotated[int | None, typer.Option(help="Signature worker processes.")] = None,
     kafka: Annotated[str | None, typer.Option(help="Kafka bootstrap for --backend kafka.")] = None,
+    sequencers: Annotated[int, typer.Option(
+        help="Kafka: sequencer processes, one per events partition.")] = 1,
     json: JsonOpt = False,
 ) -> None:
     """Ingest benchmark: signed events/s through validation, signature check and append."""
     from bench.ingest import run
 
-    result = run(events=events, backend=backend, batch=batch, workers=workers, kafka=kafka)
+    result = run(events=events, backend=backend, batch=batch, workers=workers, kafka=kafka,
+                 sequencers=sequencers)
     out(result, json, result["text"])
 
 
