@@ -360,6 +360,12 @@ class KafkaLog(SQLiteLog):
         """Whether an append for ``slot`` would be written here (not a NotSequencer)."""
         return slot is None or self.on_demand or slot in self._assigned
 
+    def sequences_controller(self, controller: str) -> bool:
+        """Whether this process signs (and gets cosigned) ``controller``'s checkpoints:
+        always with one sequencer; per partition, when it sequences that partition."""
+        slot = self.slot(controller)
+        return slot is None or (slot in self._producers and self.may_write(slot))
+
     def acquire(self, partition: int | None = None) -> None:
         """Become the sequencer now (fencing any older one) and catch up."""
         with self.transaction(partition):
