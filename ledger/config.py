@@ -53,6 +53,14 @@ class Config:
     # ``{"url": submission prefix, "vkey": the witness's cosigner verifier key}``.
     # ``serve`` sends every new checkpoint to each of them in the background.
     witnesses: list[dict[str, str]] = field(default_factory=list)
+    # The key-encryption key that wraps the key store (ledger/kek.py): AUDITLEDGER_KEK,
+    # else the output of ``kek_command`` (the KMS hook), else ``kek_file`` (None:
+    # DIR/keys/kek, made by init).
+    kek_file: str | None = None
+    kek_command: str | None = None
+    # The key store (sealed-data keys, subject keys): None = DIR/keystore.sqlite; a
+    # PostgreSQL conninfo for production. AUDITLEDGER_KEYSTORE_DSN overrides it.
+    keystore_dsn: str | None = None
 
     @property
     def max_lateness(self) -> timedelta | None:
@@ -115,6 +123,10 @@ class Config:
     @property
     def auth_db(self) -> Path:
         return self.data_dir / "auth.sqlite"
+
+    @property
+    def keystore_db(self) -> Path:
+        return self.data_dir / "keystore.sqlite"
 
     @property
     def readmodel_db(self) -> Path:

@@ -226,7 +226,7 @@ def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime) -> int:
     cid = ctl["id"]
     if cid in ledger.registry.controllers:
         return 0
-    builder = StreamBuilder(spec, subject_key(cfg, cid), now)
+    builder = StreamBuilder(spec, subject_key(ledger, cid), now)
     partials = builder.build()
     # Registered a day before its first fact (a recipe may date facts before the stream).
     first = min([builder.start, *(p[0] for p in partials)])

@@ -97,6 +97,12 @@ class Controller:
     admin_key: bytes
     producers: dict[str, Producer] = field(default_factory=dict)
 
+    @property
+    def country(self) -> str | None:
+        """ISO country of the controller (required at registration): what a telephone
+        number without ``+`` means when it is pseudonymised."""
+        return self.data.get("country")
+
 
 class RegistryError(Exception):
     def __init__(self, code: Code, detail: str) -> None:

@@ -16,6 +16,8 @@ from ledger.clock import Clock, SystemClock
 from ledger.config import Config, ConfigError
 from ledger.envelope import complete
 from ledger.ingest import Ingestor, Result
+from ledger.kek import ensure_kek
+from ledger.keystore import KeyStore, open_keystore, reapply_erasures
 from ledger.log.base import Log
 from ledger.registry import ADMIN
 from ledger.schemas import default_schemas
@@ -56,6 +58,7 @@ def init_data_dir(
         verifier_key(log_key_name, public_key_bytes(log_key)) + "\n"
     )
     cfg.save()
+    ensure_kek(cfg)
     keys = ApiKeyStore(cfg.auth_db)
     token, _ = keys.create("admin")
     keys.close()
@@ -85,6 +88,10 @@ class Ledger:
         self.clock = clock or SystemClock()
         self.signer = CheckpointSigner(load_private_key(cfg.log_key_file), cfg.log_key_name)
         self.log = open_log(cfg, self.signer, self.clock)
+        # The key store opens before anything is read or written: a wrong KEK stops the
+        # ledger here (kek_mismatch), and erasures a restored backup undid are redone.
+        self.keys: KeyStore = open_keystore(cfg, clock=self.clock)
+        reapply_erasures(self.log, self.keys)
         self.verifier = Verifier(verifier_workers)
         self.ingestor = Ingestor(self.log, default_schemas(), self.clock, self.verifier,
                                  max_lateness=cfg.max_lateness,
@@ -161,3 +168,4 @@ class Ledger:
         self.flush()
         self.verifier.close()
         self.log.close()
+        self.keys.close()

@@ -55,14 +55,12 @@ FUTURE_SLACK = timedelta(minutes=5)
 # -- keys in the data directory ------------------------------------------------------------
 
 
-def subject_key(cfg: Config, controller: str) -> bytes:
-    """The controller's HMAC key for pseudonymous subject references (made on first use)."""
-    path = cfg.keys_dir / "controllers" / f"{controller}.subject.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_bytes(secrets.token_bytes(32))
-    return path.read_bytes()
+def subject_key(ledger: Any, controller: str) -> bytes:
+    """The controller's HMAC key for pseudonymous subject references, from the key store
+    (made on first use; a key an older version kept in clear in the data dir is taken
+    over, so pseudonyms already in the log stay the same)."""
+    legacy = ledger.cfg.keys_dir / "controllers" / f"{controller}.subject.key"
+    return ledger.keys.subject_key(controller, legacy_file=legacy)
 
 
 def producer_key_file(cfg: Config, controller: str, producer: str) -> Path:
@@ -376,9 +374,10 @@ class WebForms:
                                    "controller": controller, "data": data,
                                    "occurred_at": format_rfc3339(now)}
         if identifier is not None:
+            ctl = self.ledger.registry.controllers.get(controller)
             partial["subject"] = (identifier if identifier.startswith("psn:")
-                                  else pseudonym(subject_key(self.cfg, controller),
-                                                 identifier))
+                                  else pseudonym(subject_key(self.ledger, controller),
+                                                 identifier, ctl.country if ctl else None))
         env = complete(partial, producer_key(self.cfg, controller, PRODUCER), PRODUCER)
         with self.lock:
             (result,) = self.ledger.submit([env])

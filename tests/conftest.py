@@ -1,8 +1,15 @@
-"""Fixtures shared by every suite: a fresh ledger with one controller and one producer."""
+"""Fixtures shared by every suite: a fresh ledger with one controller and one producer;
+``pg_dsn`` (session): env ``AUDITLEDGER_PG_DSN`` if set, else a private PostgreSQL cluster
+started with ``infra/postgres/pg`` and stopped at the end. If PostgreSQL cannot start, the
+tests FAIL with the reason: they never skip."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +28,8 @@ CONTROLLER = "NO-921119224"
 OTHER = "DK-26459400"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SUBJECT_KEY = b"s" * 32
+REPO = Path(__file__).resolve().parents[1]
+PG_SCRIPT = REPO / "infra" / "postgres" / "pg"
 
 
 @dataclass
@@ -107,3 +116,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- PostgreSQL --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    env = os.environ.get("AUDITLEDGER_PG_DSN")
+    if env:
+        yield env
+        return
+    pg_dir = Path(tempfile.mkdtemp(prefix="auditledger-pg-"))
+    proc = subprocess.run([str(PG_SCRIPT), "start", "--dir", str(pg_dir)],
+                          capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start ({PG_SCRIPT}): {proc.stderr.strip()[-2000:]}",
+                    pytrace=False)
+    dsn = proc.stdout.strip().splitlines()[-1]
+    try:
+        yield dsn
+    finally:
+        subprocess.run([str(PG_SCRIPT), "stop", "--dir", str(pg_dir)], capture_output=True,
+                       timeout=120)
+        shutil.rmtree(pg_dir, ignore_errors=True)

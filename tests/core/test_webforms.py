@@ -83,7 +83,7 @@ def test_a_rights_request_stores_only_the_pseudonym(world: World) -> None:
         "request_id": "dsr-web-1", "right": "erasure", "received_at": "2026-05-14 09:00",
         "subject_identifier": "Kari@Example.NO"}, "k1", "admin")
     env = stored(world, rec.event_id)
-    key = subject_key(world.ledger.cfg, CONTROLLER)
+    key = subject_key(world.ledger, CONTROLLER)
     assert env["subject"] == pseudonym(key, "kari@example.no")
     assert "example" not in repr(env).lower()
     assert env["data"]["received_at"] == "2026-05-14T07:00:00.000Z"  # CEST = UTC+2
