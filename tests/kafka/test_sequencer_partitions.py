@@ -230,3 +230,14 @@ def test_partitions_move_on_kill_9_and_on_stop(tmp_path: Path, kafka_bootstrap: 
     for data in (data_a, data_b):
         report = verify_data(data, env=env)
         assert {c: report["controllers"][c]["size"] for c in sizes} == sizes
+
+
+def test_init_refuses_an_unknown_sequencer_mode(tmp_path: Path) -> None:
+    """A typo must not silently give a single-sequencer ledger: nothing is written."""
+    from ledger.config import ConfigError
+
+    with pytest.raises(ConfigError, match="per-partition"):
+        init_data_dir(tmp_path / "d", "127.0.0.1:1", sequencers="per_partition")
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(ConfigError, match="at least 1"):
+        init_data_dir(tmp_path / "d", "127.0.0.1:1", partitions=0)
