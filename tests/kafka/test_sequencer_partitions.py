@@ -201,6 +201,9 @@ def test_partitions_move_on_kill_9_and_on_stop(tmp_path: Path, kafka_bootstrap: 
             res = routed.post(routed.batch(5))
             assert [r["status"] for r in res] == ["accepted"] * 5
             producers.append(routed)
+    except BaseException:
+        a.stop()  # on success it serves the checks below, then stops
+        raise
     finally:
         for p in producers:
             p.stop()
