@@ -26,6 +26,12 @@ def serve(
     projections: Annotated[bool, typer.Option(
         help="Run the projections (read models, alerts) beside the API.")] = True,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    sequence: Annotated[bool, typer.Option(
+        help="Per-partition Kafka ledger: join the sequencer group (--no-sequence: an API "
+             "replica that routes every write to the intake topic).")] = True,
+    advertise: Annotated[str | None, typer.Option(
+        help="Per-partition Kafka ledger: this process's URL as other members' /readyz "
+             "shows it (default http://HOST:PORT).")] = None,
 ) -> None:
     """Serve the HTTP API, sign checkpoints every second and run the projections (and, on
     Kafka, sequence what producers write to the intake topic)."""
@@ -77,13 +83,26 @@ def serve(
     app = create_app(ledger, read_side=read_side, background=True, run_projections=False,
                      on_shutdown=close, tasks=[(ledger.verifier.repair, 1.0)])
     app.state.projections_worker = worker  # /readyz: a dead worker is not ready
+    url = f"http://{host}:{port}"
     if ledger.cfg.backend == "kafka":
         # Producers that write straight to auditledger.intake.v1 are checked and sequenced
-        # here, under the same lock as HTTP ingest (one writer per ledger).
+        # here, under the same lock as HTTP ingest (one writer per ledger). Per partition,
+        # the worker is this process's membership of the sequencer group, and writes for
+        # the other partitions are routed to their sequencer (docs/deployment.md).
         from ledger.intake import IntakeWorker
 
-        intake = IntakeWorker(ledger, lock=app.state.ingest_lock).start()
-    url = f"http://{host}:{port}"
+        if ledger.cfg.per_partition:
+            from ledger.routing import IntakeRouter
+
+            group = f"{ledger.cfg.kafka_topic_prefix}.intake"
+            ledger.router = IntakeRouter(ledger.log, group,  # type: ignore[arg-type]
+                                         lock=app.state.ingest_lock)
+            if not sequence:
+                ledger.log.on_demand = False  # type: ignore[attr-defined]
+        if sequence or not ledger.cfg.per_partition:
+            intake = IntakeWorker(ledger, lock=app.state.ingest_lock,
+                                  member=advertise or url).start()
+        app.state.sequencing = intake
     info = {"url": url, "data": str(data), "log_public_key": ledger.verifier_key,
             "backend": ledger.cfg.backend, "projections": read_side is not None}
     typer.echo(orjson.dumps(info).decode() if json else

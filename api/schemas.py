@@ -172,11 +172,30 @@ class WitnessState(BaseModel):
     last_error: str | None = None
 
 
+class SequencerState(BaseModel):
+    """Who sequences which events partition (Kafka ledgers; docs/deployment.md)."""
+
+    mode: Literal["one", "per-partition"]
+    partitions: int = Field(description="Partitions of the events topic.")
+    sequencing: list[int] | Literal["all"] = Field(
+        description="Events partitions this process sequences now ('all': the one "
+        "sequencer of a single-sequencer ledger; []: none, e.g. an API replica).")
+    group: str | None = Field(None, description="The sequencer group (per-partition).")
+    member: str | None = Field(None, description="This process's name in the group.")
+    owners: dict[str, str | None] | None = Field(
+        None, description="Events partition -> the member sequencing it (None: nobody "
+        "now, e.g. during a rebalance). Writes for it are routed there via the intake "
+        "topic.")
+
+
 class Ready(BaseModel):
     status: Literal["ready", "not_ready"]
     log: ReadyCheck
     projections: ProjectionsReady
     signatures: SignaturesReady
+    sequencer: SequencerState | None = Field(
+        None, description="Kafka ledgers: reported, not judged (a process may sequence "
+        "no partition and still serve reads and route writes).")
     witnesses: list[WitnessState] = Field(
         default_factory=list, description="Reported, not judged: a witness outage does "
         "not make the ledger unready (cosigning catches up when it answers again).")

@@ -32,11 +32,18 @@ def _prepare(data_dir: Path, kafka: str | None, workers: int | None) -> tuple[Le
 
 
 def run(events: int = 100_000, backend: str = "sqlite", batch: int = 1000,
-        workers: int | None = None, kafka: str | None = None) -> dict[str, Any]:
+        workers: int | None = None, kafka: str | None = None,
+        sequencers: int = 1) -> dict[str, Any]:
     if backend not in ("sqlite", "kafka"):
         raise ValueError("--backend must be sqlite or kafka")
+    if sequencers > 1 and backend != "kafka":
+        raise ValueError("--sequencers > 1 needs --backend kafka")
     if backend == "kafka":
-        from bench.kafka_ingest import run_kafka
+        from bench.kafka_ingest import run_kafka, run_sequencers
+
+        if sequencers > 1:
+            return run_sequencers(sequencers, events=events, batch=batch, workers=workers,
+                                  kafka=kafka)
 
         return run_kafka(events=events, batch=batch, workers=workers, kafka=kafka)
     tmp = Path(tempfile.mkdtemp(prefix="auditledger-bench-"))

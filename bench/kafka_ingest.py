@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -61,6 +62,141 @@ def run_kafka(events: int = 100_000, batch: int = 1000, workers: int | None = No
         result["text"] += f"\nKafka {kafka} ({result['broker']}), topics {cfg.kafka_topic('*')}"
         return result
     finally:
+        if started:
+            try:
+                _broker("stop", tmp / "broker")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- several sequencers: one process per events partition ----------------------------------
+
+WORKER = "from bench.kafka_ingest import sequencer_worker; sequencer_worker()"
+
+
+def controllers_for(partitions: int) -> list[str]:
+    """One controller id per events partition (``partition_for``'s SHA-256 mapping)."""
+    from ledger.log.kafka import partition_for
+
+    found: dict[int, str] = {}
+    n = 921119224
+    while len(found) < partitions:
+        c = f"NO-{n}"
+        found.setdefault(partition_for(c, partitions), c)
+        n += 1
+    return [found[p] for p in range(partitions)]
+
+
+def sequencer_worker() -> None:
+    """One sequencer process of ``run_sequencers``: argv = data dir, controller, key
+    file, events, batch, workers. Signs its stream, says "ready", waits for "go" on
+    stdin, ingests, prints its figures as JSON (wall-clock start and end included)."""
+    import json
+
+    from bench.common import signed_events, summary
+    from ledger.signing import load_private_key
+
+    data, controller, key_file, events, batch, workers = sys.argv[1:7]
+    n, size = int(events), int(batch)
+    ledger = Ledger.open(Path(data), verifier_workers=int(workers) if workers != "-" else None)
+    stream = signed_events(n + size, controller, "bench", load_private_key(Path(key_file)))
+    ledger.submit(stream[:size])  # warm the pool and become the partition's sequencer
+    stream = stream[size:]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    latencies: list[float] = []
+    accepted = 0
+    t0, w0 = time.perf_counter(), time.time()
+    for i in range(0, len(stream), size):
+        s = time.perf_counter()
+        results = ledger.submit(stream[i : i + size])
+        latencies.append((time.perf_counter() - s) * 1000)
+        accepted += sum(r.status == "accepted" for r in results)
+    elapsed, w1 = time.perf_counter() - t0, time.time()
+    partitions = ledger.log.sequenced()  # type: ignore[attr-defined]
+    ledger.close()
+    print(json.dumps({"controller": controller, "events": accepted, "seconds": elapsed,
+                      "start": w0, "end": w1, "latency": summary(latencies),
+                      "partitions": partitions}), flush=True)
+
+
+def run_sequencers(sequencers: int, events: int = 100_000, batch: int = 1000,
+                   workers: int | None = None, kafka: str | None = None) -> dict[str, Any]:
+    """``events`` in total over ``sequencers`` processes, each the sequencer of its own
+    events partition of one per-partition ledger (own data directory, own transactional
+    id ``<prefix>.sequencer.<p>``), each ingesting one controller of its partition.
+    events/s = all events / (last end - first start)."""
+    import json
+    import shutil as _shutil
+
+    tmp = Path(tempfile.mkdtemp(prefix="auditledger-bench-kafka-"))
+    started = kafka is None
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        if started:
+            kafka = _broker("start", tmp / "broker")
+        assert kafka is not None
+        prefix = f"bench-{uuid.uuid4().hex[:10]}"
+        cfg, _ = init_data_dir(tmp / "ledger", kafka, partitions=sequencers,
+                               sequencers="per-partition")
+        cfg = replace(cfg, kafka_topic_prefix=prefix)
+        cfg.save()
+        ledger = Ledger(cfg, verifier_workers=0)
+        controllers = controllers_for(sequencers)
+        from ledger.signing import save_private_key
+
+        for c in controllers:
+            ledger.register_controller(c, {"name": "Bench AS", "country": "NO",
+                                           "timezone": "Europe/Oslo"})
+            key = generate_key()
+            save_private_key(key, tmp / f"{c}.pem")
+            ledger.register_producer(c, "bench", public_key_text(key), ["*"])
+        ledger.close()
+        per = events // sequencers
+        for i, c in enumerate(controllers):
+            data = tmp / f"seq{i}"
+            data.mkdir()
+            _shutil.copy2(tmp / "ledger" / "config.json", data / "config.json")
+            _shutil.copytree(tmp / "ledger" / "keys", data / "keys")
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(data), c, str(tmp / f"{c}.pem"), str(per),
+                 str(batch), "-" if workers is None else str(workers)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        figures = []
+        for p in procs:
+            assert p.stdout is not None
+            figures.append(json.loads(p.stdout.read().strip().splitlines()[-1]))
+            if p.wait(timeout=600) != 0:
+                raise RuntimeError("a sequencer process failed")
+        total = sum(f["events"] for f in figures)
+        if total != per * sequencers:
+            raise RuntimeError(f"only {total} of {per * sequencers} accepted")
+        wall = max(f["end"] for f in figures) - min(f["start"] for f in figures)
+        rate = total / wall
+        lines = [f"kafka, {sequencers} sequencers (one process per events partition):"
+                 f" {total} signed events in {wall:.2f} s = {rate:,.0f} events/s"
+                 f" (batches of {batch})"]
+        lines += [f"  partition {f['partitions']}: {f['controller']} {f['events']} events,"
+                  f" {f['events'] / f['seconds']:,.0f} events/s, append p50"
+                  f" {f['latency']['p50_ms']} ms, p99 {f['latency']['p99_ms']} ms"
+                  for f in figures]
+        lines.append(f"Kafka {kafka} ({'local, same host' if started else 'given'}),"
+                     f" topics {prefix}.*")
+        return {"backend": "kafka", "sequencers": sequencers, "events": total,
+                "batch": batch, "seconds": round(wall, 3), "events_per_s": round(rate),
+                "per_sequencer": figures, "kafka": kafka, "text": "\n".join(lines)}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
         if started:
             try:
                 _broker("stop", tmp / "broker")

@@ -99,12 +99,17 @@ def _open(data: Path, kafka: str | None = None, **kw: Any) -> Any:
 def init(
     data: DataOpt,
     kafka: Annotated[str | None, typer.Option(help="Kafka bootstrap: log on Kafka.")] = None,
+    partitions: Annotated[int, typer.Option(
+        help="Kafka: partitions of each topic the ledger creates.")] = 1,
+    sequencers: Annotated[str, typer.Option(
+        help="Kafka: 'one' sequencer for all partitions, or 'per-partition' (docs/deployment.md)."
+    )] = "one",
     json: JsonOpt = False,
 ) -> None:
     """Create a new ledger: log key and admin API key (printed once)."""
     from ledger.service import init_data_dir
 
-    cfg, token = init_data_dir(data, kafka)
+    cfg, token = init_data_dir(data, kafka, partitions=partitions, sequencers=sequencers)
     vkey = (cfg.keys_dir / "log.pub").read_text().strip()
     if kafka:
         _open(data).close()  # creates the topics now, so a bad address fails here
@@ -580,12 +585,15 @@ def bench(
     batch: Annotated[int, typer.Option(help="Events per ingest batch.")] = 1000,
     workers: Annotated[int | None, typer.Option(help="Signature worker processes.")] = None,
     kafka: Annotated[str | None, typer.Option(help="Kafka bootstrap for --backend kafka.")] = None,
+    sequencers: Annotated[int, typer.Option(
+        help="Kafka: sequencer processes, one per events partition.")] = 1,
     json: JsonOpt = False,
 ) -> None:
     """Ingest benchmark: signed events/s through validation, signature check and append."""
     from bench.ingest import run
 
-    result = run(events=events, backend=backend, batch=batch, workers=workers, kafka=kafka)
+    result = run(events=events, backend=backend, batch=batch, workers=workers, kafka=kafka,
+                 sequencers=sequencers)
     out(result, json, result["text"])
 
 

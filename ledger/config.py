@@ -35,6 +35,12 @@ class Config:
     # The sequencer's transactional id; None = ``<prefix>.sequencer``. Every sequencer of
     # one ledger MUST use the same id: that is what lets a new one fence an old one.
     kafka_transactional_id: str | None = None
+    # "one": one sequencer owns every events partition (transactional id ``kafka_txn_id``).
+    # "per-partition": each events partition has its own sequencer, transactional id
+    # ``<kafka_txn_id>.<partition>``, and the ``serve`` processes share the partitions
+    # through the consumer group ``<prefix>.intake`` (docs/deployment.md). Every writer of
+    # a ledger MUST agree on this, so it lives here and not in a ``serve`` flag.
+    kafka_sequencers: str = "one"
     # How late an event may arrive: ``occurred_at`` more than this before the ledger's
     # clock is ``clock_skew`` (None: no bound). Bounds what a stolen, revoked key can
     # back-date. Default 3 days: a producer's outage over a long weekend still delivers.
@@ -101,6 +107,18 @@ class Config:
     @property
     def kafka_txn_id(self) -> str:
         return self.kafka_transactional_id or f"{self.kafka_topic_prefix}.sequencer"
+
+    def kafka_partition_txn_id(self, partition: int) -> str:
+        """The transactional id of the sequencer of events partition ``partition``."""
+        return f"{self.kafka_txn_id}.{partition}"
+
+    @property
+    def per_partition(self) -> bool:
+        """Whether each events partition has its own sequencer."""
+        if self.kafka_sequencers not in ("one", "per-partition"):
+            raise ConfigError(f"kafka_sequencers: {self.kafka_sequencers!r} is neither"
+                              " 'one' nor 'per-partition'")
+        return self.backend == "kafka" and self.kafka_sequencers == "per-partition"
 
     @property
     def auth_db(self) -> Path:

@@ -9,7 +9,7 @@ trees are untouched, so indexes never skip or repeat.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -131,13 +131,17 @@ class Sequencer:
     def _aged(self, tree: Tree, now: datetime) -> bool:
         return tree.cp_at is None or (now - tree.cp_at).total_seconds() >= self.every_seconds
 
-    def plan_due(self, force: bool = False) -> Plan:
+    def plan_due(self, force: bool = False,
+                 only: Callable[[str], bool] | None = None) -> Plan:
         """Checkpoints for trees that grew and whose last checkpoint is older than
-        ``every_seconds`` (or any that grew, when ``force``)."""
+        ``every_seconds`` (or any that grew, when ``force``); with ``only``, just for the
+        controllers it accepts (a sequencer of one Kafka partition signs its own)."""
         plan = Plan()
         now = self.clock.now()
         for controller, current in self.trees.items():
             if current.frontier.size == current.cp_size:
+                continue
+            if only is not None and not only(controller):
                 continue
             if force or self._aged(current, now):
                 self._checkpoint(plan, controller, self._tree(plan, controller))

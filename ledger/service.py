@@ -41,18 +41,25 @@ from ledger.verifier import Verifier
 
 
 def init_data_dir(
-    data_dir: Path, kafka: str | None = None, log_key_name: str = "auditledger"
+    data_dir: Path, kafka: str | None = None, log_key_name: str = "auditledger",
+    partitions: int = 1, sequencers: str = "one",
 ) -> tuple[Config, str]:
-    """Create a new ledger; returns its config and the admin API key (shown once)."""
+    """Create a new ledger; returns its config and the admin API key (shown once).
+    ``partitions`` and ``sequencers`` only mean something on Kafka (config.py)."""
     if (data_dir / "config.json").exists():
         raise ConfigError(f"{data_dir} already holds a ledger")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if partitions < 1:
+        raise ConfigError("--partitions must be at least 1")
     cfg = Config(
         data_dir=data_dir,
         backend="kafka" if kafka else "sqlite",
         kafka_bootstrap=kafka,
         log_key_name=log_key_name,
+        kafka_partitions=partitions,
+        kafka_sequencers=sequencers,
     )
+    cfg.per_partition  # noqa: B018 - refuses an unknown mode before anything is written
+    data_dir.mkdir(parents=True, exist_ok=True)
     log_key = generate_key()
     save_private_key(log_key, cfg.log_key_file)
     (cfg.keys_dir / "log.pub").write_text(
@@ -97,6 +104,9 @@ class Ledger:
         self.ingestor = Ingestor(self.log, default_schemas(), self.clock, self.verifier,
                                  max_lateness=cfg.max_lateness,
                                  import_until=cfg.import_until, keystore=self.keys)
+        # Set by ``serve`` on a per-partition Kafka ledger (ledger/routing.py): events of
+        # partitions another process sequences go through the intake topic.
+        self.router: Any = None
 
     @classmethod
     def open(cls, data_dir: Path, kafka: str | None = None, **kw: Any) -> Ledger:
@@ -112,6 +122,8 @@ class Ledger:
         return self.ingestor.registry
 
     def submit(self, items: Sequence[bytes | dict[str, Any]]) -> list[Result]:
+        if self.router is not None:
+            return self.router.submit(items, self.ingestor.submit)
         return self.ingestor.submit(items)
 
     def flush(self) -> None:
@@ -233,6 +245,8 @@ class Ledger:
                 "keys": key_state(after)}
 
     def close(self) -> None:
+        if self.router is not None:
+            self.router.close()
         self.flush()
         self.verifier.close()
         self.log.close()

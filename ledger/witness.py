@@ -351,7 +351,12 @@ class Witnessing:
     def step(self) -> int:
         """One round over every controller and witness; returns how many cosigned."""
         done = 0
+        # A per-partition Kafka ledger: each sequencer gets its own controllers cosigned
+        # (the cosignatures go in its partition's transaction).
+        ours = getattr(self.log, "sequences_controller", None)
         for controller in self.log.controllers():
+            if ours is not None and not ours(controller):
+                continue
             cp = self.log.latest_checkpoint(controller)
             if cp is None:
                 continue

@@ -18,14 +18,15 @@ from tests.conftest import CLI, CONTROLLER, cli_json, free_port, wait_until_heal
 
 
 def make_data(tmp: Path, env: dict[str, str] | None = None,
-              kafka: str | None = None) -> dict[str, Any]:
+              kafka: str | None = None, init_args: tuple[str, ...] = ()) -> dict[str, Any]:
     """A data directory with CONTROLLER, producer ``crm`` (consent.*) and its keys."""
     data = tmp / "data"
 
     def run(*args: str) -> dict[str, Any]:
         return cli_json(*args, env=env)
 
-    admin = run("init", "--data", str(data), *(["--kafka", kafka] if kafka else []))
+    admin = run("init", "--data", str(data), *(["--kafka", kafka] if kafka else []),
+                *init_args)
     run("controller", "register", "--data", str(data), "--id", CONTROLLER, "--name", "B AS",
         "--country", "NO", "--tz", "Europe/Oslo")
     key = tmp / "crm.pem"
@@ -41,8 +42,8 @@ class Serve:
     """``auditledger serve --data DATA`` on a fixed port, restartable."""
 
     def __init__(self, data: Path, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.data, self.port, self.env = data, port or free_port(), env
+                 env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        self.data, self.port, self.env, self.args = data, port or free_port(), env, args
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -51,7 +52,8 @@ class Serve:
         beside DATA, not a pipe nobody reads, which would block it once full."""
         with (self.data.parent / "serve.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [*CLI, "serve", "--data", str(self.data), "--port", str(self.port), "--json"],
+                [*CLI, "serve", "--data", str(self.data), "--port", str(self.port), "--json",
+                 *self.args],
                 stdout=subprocess.DEVNULL, stderr=log, env=self.env)
         try:
             wait_until_healthy(self.url, self.proc, timeout=timeout)
@@ -92,10 +94,13 @@ class Serve:
 class Producer:
     """Signs consent events and posts them in batches; remembers what was acknowledged."""
 
-    def __init__(self, url: str, api_key: str, key_file: Path) -> None:
-        self.url, self.api_key = url, api_key
+    def __init__(self, url: str, api_key: str, key_file: Path,
+                 controller: str = CONTROLLER) -> None:
+        self.url, self.api_key, self.controller = url, api_key, controller
         self.key = load_private_key(key_file)
         self.acked: set[str] = set()
+        #: event id -> the leaf index its acknowledgement named
+        self.indexes: dict[str, int] = {}
         self.failures = 0
         #: (start, end) of every request, ``time.monotonic()``: which ones a fault hit
         self.requests: list[tuple[float, float]] = []
@@ -108,7 +113,7 @@ class Producer:
         for _ in range(size):
             self._n += 1
             out.append(complete({
-                "type": "consent.given", "controller": CONTROLLER,
+                "type": "consent.given", "controller": self.controller,
                 "subject": pseudonym(b"k" * 32, f"user{self._n}@example.org"),
                 "data": {"purposes": ["newsletter"], "method": "web_form",
                          "notice_version": "v1"}}, self.key, "crm"))
@@ -121,8 +126,10 @@ class Producer:
                        headers={"Authorization": f"Bearer {self.api_key}"})
         assert r.status_code == 200, (r.status_code, r.text[:300])
         results = r.json()
-        self.acked.update(x["event_id"] for x in results
-                          if x["status"] in ("accepted", "duplicate"))
+        for x in results:
+            if x["status"] in ("accepted", "duplicate"):
+                self.acked.add(x["event_id"])
+                self.indexes[x["event_id"]] = x["index"]
         return results
 
     def run(self, size: int = 50, resubmit: bool = False, timeout: float = 30) -> Producer:
@@ -158,6 +165,22 @@ class Producer:
         if self._thread is not None:
             self._thread.join(timeout=120)
             assert not self._thread.is_alive(), "producer stuck in a request"
+
+
+def log_events(url: str, admin: str, controller: str = CONTROLLER) -> list[dict[str, Any]]:
+    """Every event of ``controller``, oldest first, through the API."""
+    out: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        r = httpx.get(f"{url}/v1/controllers/{controller}/events", params=params,
+                      headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        out.extend(doc["items"])
+        cursor = doc["next_cursor"]
+        if not cursor:
+            return out
 
 
 def log_event_ids(url: str, admin: str) -> list[str]:

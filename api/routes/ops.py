@@ -72,7 +72,21 @@ def readyz(request: Request, ledger: LedgerDep, read_side: ReadSideDep,
     witnessing = getattr(request.app.state, "witnessing", None)
     return {"status": "ready" if ready else "not_ready", "log": log,
             "projections": projections, "signatures": signatures,
+            "sequencer": _sequencer(request, ledger),
             "witnesses": witnessing.status() if witnessing is not None else []}
+
+
+def _sequencer(request: Request, ledger: Any) -> dict[str, Any] | None:
+    """Which events partitions this process sequences, and who sequences the others."""
+    if ledger.cfg.backend != "kafka":
+        return None
+    from ledger.intake import sequencer_status
+
+    worker = getattr(request.app.state, "sequencing", None)
+    try:
+        return sequencer_status(ledger.log, f"{ledger.cfg.kafka_topic_prefix}.intake", worker)
+    except Exception:  # reported, not judged: never let it fail readiness
+        return None
 
 
 @router.get("/metrics", summary="Prometheus metrics (text format 0.0.4)",

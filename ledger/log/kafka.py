@@ -57,7 +57,7 @@ from ledger.checkpoint import NoteError, open_checkpoint
 from ledger.clock import Clock
 from ledger.config import Config, ConfigError
 from ledger.encoding import b64, unb64
-from ledger.log.base import Prepared, StaleLog, StoredCheckpoint
+from ledger.log.base import Prepared, StaleLog, StoredCheckpoint, StoredEvent
 from ledger.log.sqlite import SQLiteLog
 from ledger.merkle import Frontier, leaf_hash
 from ledger.sequencer import CheckpointSigner, Plan, Row, Tree, origin
@@ -84,6 +84,16 @@ class Fenced(Exception):
     Nothing this instance tried to write after being fenced is visible to
     ``read_committed`` readers. The instance refuses every further write.
     """
+
+
+class NotSequencer(Exception):
+    """This process does not sequence that events partition now: the sequencer group
+    gave it to another ``serve`` (per-partition ledgers, docs/deployment.md). Nothing was
+    written for it; the caller routes the events to the intake topic instead."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(f"this process does not sequence events partition {partition}")
+        self.partition = partition
 
 
 class LogCorrupt(Exception):
@@ -295,9 +305,20 @@ class KafkaLog(SQLiteLog):
         # The index is derived: after a power loss its lost tail (and the positions saved
         # with it) is read again from Kafka, so it needs no fsync per commit.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._producer: KafkaProducer | None = None
-        self._fenced: BaseException | None = None
+        # One transactional producer per sequenced slot: ``None`` when one sequencer owns
+        # every partition, the partition number on a per-partition ledger.
+        self.per_partition = cfg.per_partition
+        self._producers: dict[int | None, KafkaProducer] = {}
+        self._fenced: dict[int | None, BaseException] = {}
+        # Per-partition: False in a ``serve`` of the sequencer group, which writes only
+        # the partitions the group assigned it (``assign``); True elsewhere (a CLI write
+        # takes the partition it needs, fencing its sequencer as a second one would).
+        self.on_demand = True
+        self._assigned: set[int] = set()
+        #: called (under the log's lock) with a partition whose producer was fenced
+        self.on_fenced: Callable[[int], None] | None = None
         self._txn: KafkaTxn | None = None  # open while a transaction() scope runs
+        self._txn_slot: int | None = None
         self._refreshed_at = 0.0
         self._consumer = KafkaConsumer(
             bootstrap_servers=cfg.kafka_bootstrap,
@@ -317,18 +338,87 @@ class KafkaLog(SQLiteLog):
 
     @property
     def is_writer(self) -> bool:
-        return self._producer is not None
+        return bool(self._producers)
 
-    def acquire(self) -> None:
+    def slot(self, controller: str) -> int | None:
+        """The sequencer slot of ``controller``: its events partition on a per-partition
+        ledger, None when one sequencer owns them all."""
+        if not self.per_partition:
+            return None
+        return partition_for(controller, self.partitions[self.topic_events])
+
+    def txn_id(self, slot: int | None) -> str:
+        """``<prefix>.sequencer`` or, per partition, ``<prefix>.sequencer.<partition>``."""
+        return self.cfg.kafka_txn_id if slot is None else self.cfg.kafka_partition_txn_id(slot)
+
+    def sequenced(self) -> list[int]:
+        """The events partitions this process sequences now (a live producer each)."""
+        with self._lock:
+            return sorted(p for p in self._producers if p is not None)
+
+    def may_write(self, slot: int | None) -> bool:
+        """Whether an append for ``slot`` would be written here (not a NotSequencer)."""
+        return slot is None or self.on_demand or slot in self._assigned
+
+    def sequences_controller(self, controller: str) -> bool:
+        """Whether this process signs (and gets cosigned) ``controller``'s checkpoints:
+        always with one sequencer; per partition, when it sequences that partition."""
+        slot = self.slot(controller)
+        return slot is None or (slot in self._producers and self.may_write(slot))
+
+    def acquire(self, partition: int | None = None) -> None:
         """Become the sequencer now (fencing any older one) and catch up."""
-        with self.transaction():
+        with self.transaction(partition):
             pass
 
-    def _new_producer(self) -> KafkaProducer:
+    def assign(self, partitions: Sequence[int]) -> list[int]:
+        """The sequencer group gave these partitions to this process: become their
+        sequencer (fencing the previous owner, which may still be alive), catch up and
+        sign what it left unsigned. Returns the partitions that could not be taken now
+        (broker away); their producer is made on the next write or ``retry_assigned``."""
+        with self._lock:
+            for p in partitions:
+                self._assigned.add(p)
+                self._fenced.pop(p, None)
+                # A producer from an earlier generation may be fenced by now: start over.
+                self._close_producer(p)
+        return self.retry_assigned(partitions)
+
+    def retry_assigned(self, partitions: Sequence[int] | None = None) -> list[int]:
+        """Make the producer of every assigned partition that lacks one."""
+        failed: list[int] = []
+        with self._lock:
+            todo = sorted(self._assigned if partitions is None else partitions)
+            for p in todo:
+                if p not in self._assigned or p in self._producers:
+                    continue
+                try:
+                    self.acquire(p)
+                    self._checkpoints(p, force=True)
+                except Exception as exc:
+                    log.warning("sequencer of partition %d not ready yet: %r", p, exc)
+                    failed.append(p)
+        return failed
+
+    def release(self, partitions: Sequence[int]) -> None:
+        """The group took these partitions away: stop writing them at once. Called under
+        the log's lock, so no transaction of theirs is in flight."""
+        with self._lock:
+            for p in partitions:
+                self._assigned.discard(p)
+                self._close_producer(p)
+
+    def _close_producer(self, slot: int | None) -> None:
+        producer = self._producers.pop(slot, None)
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=5)
+
+    def _new_producer(self, slot: int | None = None) -> KafkaProducer:
         return KafkaProducer(
             bootstrap_servers=self.cfg.kafka_bootstrap,
             client_id="auditledger-sequencer",
-            transactional_id=self.cfg.kafka_txn_id,
+            transactional_id=self.txn_id(slot),
             acks="all",
             enable_idempotence=True,
             linger_ms=1000,  # flush() before commit sends at once; no mid-batch wakeups
@@ -339,31 +429,36 @@ class KafkaLog(SQLiteLog):
             transaction_timeout_ms=60_000,
         )
 
-    def _ensure_writer(self) -> KafkaProducer:
+    def _ensure_writer(self, slot: int | None = None) -> KafkaProducer:
         """Caller holds the lock, outside any index transaction. On first use: init
         (fencing older sequencers, finishing their transactions) and catch up, committed
         on its own so no later rollback can undo the catch-up."""
-        if self._fenced is not None:
-            raise Fenced(f"sequencer {self.cfg.kafka_txn_id} was fenced: {self._fenced!r}")
-        if self._producer is None:
-            producer = self._new_producer()
+        if slot in self._fenced:
+            raise Fenced(f"sequencer {self.txn_id(slot)} was fenced: {self._fenced[slot]!r}")
+        producer = self._producers.get(slot)
+        if producer is None:
+            if not self.may_write(slot):
+                assert slot is not None
+                raise NotSequencer(slot)
+            producer = self._new_producer(slot)
             try:
                 producer.init_transactions()
             except BaseException:
                 producer.close(timeout=5)
                 raise
-            self._producer = producer
+            self._producers[slot] = producer
             try:
                 # Everything committed by earlier sequencers is now final: read it all.
                 self.refresh()
             except BaseException as exc:
-                self._drop_producer(exc)
+                self._drop_producer(slot, exc)
                 raise
-        return self._producer
+        return producer
 
-    def _drop_producer(self, exc: BaseException) -> None:
-        """After a failed transaction: fenced -> stop for good; otherwise re-init later."""
-        producer, self._producer = self._producer, None
+    def _drop_producer(self, slot: int | None, exc: BaseException) -> None:
+        """After a failed transaction: fenced -> stop for good (per partition: until
+        the group assigns it again); otherwise re-init later."""
+        producer = self._producers.pop(slot, None)
         if producer is None:
             return
         tm = getattr(producer, "_transaction_manager", None)
@@ -371,27 +466,39 @@ class KafkaLog(SQLiteLog):
         chain: list[BaseException | None] = [exc, exc.__cause__, exc.__context__, fatal]
         if any(isinstance(e, kerr.ProducerFencedError | kerr.InvalidProducerEpochError |
                           kerr.TransactionCoordinatorFencedError) for e in chain):
-            self._fenced = fatal or exc
+            self._fenced[slot] = fatal or exc
+            if slot is not None:
+                self._assigned.discard(slot)
+                log.error("sequencer %s was fenced: another process sequences partition %d",
+                          self.txn_id(slot), slot)
+                if self.on_fenced is not None:
+                    self.on_fenced(slot)
         with contextlib.suppress(Exception):
             producer.close(timeout=5)
 
     # -- the write path ------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[KafkaTxn]:
+    def transaction(self, partition: int | None = None) -> Iterator[KafkaTxn]:
         """One Kafka transaction + one index transaction around everything appended in the
         block, plus whatever is added with ``KafkaTxn.send`` / ``send_offsets``.
 
         On a normal exit the Kafka transaction commits, then the index. On an exception
         both roll back, the in-memory trees are reloaded from the index, and the
         exception propagates (``Fenced`` if another sequencer took over).
-        MUST NOT be nested; holds the log's lock for the whole block.
+        MUST NOT be nested; holds the log's lock for the whole block. On a per-partition
+        ledger ``partition`` is required: the block may only append events (and sign
+        checkpoints) of controllers of that events partition, in its sequencer's
+        transaction; elsewhere it is ignored.
         """
+        slot = partition if self.per_partition else None
+        if self.per_partition and partition is None:
+            raise ValueError("a per-partition ledger writes in transaction(partition)")
         with self._lock:
             if self._txn is not None:
                 raise RuntimeError("KafkaLog.transaction() does not nest")
             db = self._db
-            producer = self._ensure_writer()
+            producer = self._ensure_writer(slot)
             db.execute("BEGIN IMMEDIATE")
             txn: KafkaTxn | None = None
             committing = kafka_committed = False
@@ -399,6 +506,7 @@ class KafkaLog(SQLiteLog):
                 try:
                     self._sync_heads()
                     txn = self._txn = KafkaTxn(producer)
+                    self._txn_slot = slot
                     yield txn
                     committing = True
                     if txn.began:
@@ -418,9 +526,9 @@ class KafkaLog(SQLiteLog):
                     # doubt about Kafka's state drops it, so the next write re-inits
                     # (finishing the pending transaction) and catches up first.
                     if committing or not clean or isinstance(exc, kerr.KafkaError):
-                        self._drop_producer(exc)
-                    if self._fenced is not None and not isinstance(exc, Fenced):
-                        raise Fenced(f"sequencer {self.cfg.kafka_txn_id} was fenced") from exc
+                        self._drop_producer(slot, exc)
+                    if slot in self._fenced and not isinstance(exc, Fenced):
+                        raise Fenced(f"sequencer {self.txn_id(slot)} was fenced") from exc
                     raise
                 self._save_positions(txn.futures)
                 db.execute("COMMIT")
@@ -429,11 +537,12 @@ class KafkaLog(SQLiteLog):
                     db.execute("ROLLBACK")
                 if kafka_committed:
                     # In Kafka but not in the index: catch up before any new index.
-                    self._drop_producer(exc)
+                    self._drop_producer(slot, exc)
                 self._reload_trees()
                 raise
             finally:
                 self._txn = None
+                self._txn_slot = None
 
     def _reload_trees(self) -> None:
         """Forget planned-but-not-committed state: trees as the index holds them."""
@@ -452,6 +561,12 @@ class KafkaLog(SQLiteLog):
             if expect_seq is not None and self._last_seq() != expect_seq:
                 raise StaleLog(f"log moved past seq {expect_seq}")
             plan = make_plan()
+            if self.per_partition:
+                for c in {r.controller for r in plan.rows} | {cp.controller
+                                                              for cp in plan.checkpoints}:
+                    if self.slot(c) != self._txn_slot:
+                        raise ValueError(f"controller {c} is not of events partition"
+                                         f" {self._txn_slot}: planned in the wrong transaction")
             for row in plan.rows:
                 txn.send(self.topic_events, row.event.body, row.controller.encode(),
                          _headers(row, received_at), self._partition(self.topic_events,
@@ -467,18 +582,68 @@ class KafkaLog(SQLiteLog):
             txn.plans.append(plan)
             return plan
 
+    def append(
+        self, batch: Sequence[Prepared], received_at: str, expect_seq: int | None = None
+    ) -> list[StoredEvent]:
+        """Per partition: the batch is split by events partition, each part in the
+        transaction of its partition's sequencer (in batch order). Every partition is
+        checked first, so a batch with one this process does not sequence writes
+        nothing and raises ``NotSequencer``."""
+        if not self.per_partition or not batch:
+            return super().append(batch, received_at, expect_seq)
+        with self._lock:
+            if self._txn is not None:
+                return super().append(batch, received_at, expect_seq)
+            groups: dict[int, list[int]] = {}
+            for i, ev in enumerate(batch):
+                slot = self.slot(ev.controller)
+                assert slot is not None
+                groups.setdefault(slot, []).append(i)
+            for p in groups:
+                if not self.may_write(p) or (p in self._fenced and not self.on_demand):
+                    raise NotSequencer(p)
+            out: list[StoredEvent | None] = [None] * len(batch)
+            for p, positions in groups.items():
+                with self.transaction(p):
+                    stored = super().append([batch[i] for i in positions], received_at,
+                                            expect_seq)
+                expect_seq = None  # our own part moved it
+                for i, ev in zip(positions, stored, strict=True):
+                    out[i] = ev
+            return out  # type: ignore[return-value]
+
     def checkpoint_due(self, force: bool = False) -> list[StoredCheckpoint]:
         """Only the sequencer signs: on a reader (never appended, or fenced) this is a
-        no-op, so closing a reader never fences the running sequencer."""
+        no-op, so closing a reader never fences the running sequencer. Per partition,
+        each sequenced partition signs its own controllers in its own transaction."""
         with self._lock:
             if not self.is_writer and self._txn is None:
                 return []
-            return self._transaction(lambda: self.seq.plan_due(force), None).checkpoints
+            if not self.per_partition:
+                return self._transaction(lambda: self.seq.plan_due(force), None).checkpoints
+            if self._txn is not None:
+                slot = self._txn_slot
+                return self._transaction(lambda: self.seq.plan_due(
+                    force, lambda c: self.slot(c) == slot), None).checkpoints
+            out: list[StoredCheckpoint] = []
+            for p in self.sequenced():
+                if self.may_write(p):
+                    out.extend(self._checkpoints(p, force))
+            return out
+
+    def _checkpoints(self, partition: int, force: bool) -> list[StoredCheckpoint]:
+        def mine(c: str) -> bool:
+            return self.slot(c) == partition
+
+        if not any(mine(c) and t.frontier.size > t.cp_size for c, t in self.seq.trees.items()):
+            return []
+        with self.transaction(partition):
+            return self._transaction(lambda: self.seq.plan_due(force, mine), None).checkpoints
 
     def add_cosignatures(self, controller: str, size: int, lines: Sequence[str]) -> None:
         """On the checkpoints topic (so a rebuilt index has them too), in a transaction
         of their own; only the sequencer (the process that talks to witnesses) writes."""
-        with self.transaction() as txn:
+        with self.transaction(self.slot(controller)) as txn:
             txn.send(self.topic_checkpoints, cosignatures_value(controller, size, lines),
                      controller.encode(), None,
                      self._partition(self.topic_checkpoints, controller))
@@ -527,7 +692,7 @@ class KafkaLog(SQLiteLog):
         projection worker or API replica following this log sees new events; the
         sequencer is the only writer and never needs to."""
         with self._lock:
-            if (not self.is_writer and self._txn is None
+            if ((self.per_partition or not self.is_writer) and self._txn is None
                     and time.monotonic() - self._refreshed_at >= READER_REFRESH_SECONDS):
                 self.refresh()
             return self._last_seq()
@@ -645,10 +810,8 @@ class KafkaLog(SQLiteLog):
 
     def close(self) -> None:
         with self._lock:
-            if self._producer is not None:
-                with contextlib.suppress(Exception):
-                    self._producer.close(timeout=10)
-                self._producer = None
+            for slot in list(self._producers):
+                self._close_producer(slot)
             with contextlib.suppress(Exception):
                 self._consumer.close()
             super().close()
