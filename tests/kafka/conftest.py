@@ -17,6 +17,11 @@ the same across restarts. When ``kafka_bootstrap`` itself fell back to local jar
 fixtures share one broker. After each test that used it, the broker is started again if
 the test left it down.
 
+``kafka_cluster`` (function) -> :class:`LocalKafkaCluster`, a private local three-node KRaft
+cluster (``infra/kafka/broker start --brokers 3``: replication factor 3, min.insync.replicas
+2), started on first use and shared by the session; a test may kill and restart single
+nodes (``kill(node)``, ``start(node)``), and every node runs again after it.
+
 If a broker cannot be started the test fails with the broker log tail: these tests never
 skip (CI or not).
 """

@@ -120,6 +120,7 @@ def test_two_brokers_killed_during_ingest_lose_no_acknowledged_event(
     # answered (idempotent: an event already in the log comes back "duplicate").
     producer = Producer(serve.url, world["producer"], world["key"])
     timings: dict[str, float] = {}
+    marks: list[tuple[str, float]] = []
     try:
         producer.run(size=50, resubmit=True, timeout=20)
         _wait_for_acks(producer, 200, 120, "before any fault")
@@ -127,6 +128,7 @@ def test_two_brokers_killed_during_ingest_lose_no_acknowledged_event(
         # 1. The events partition's leader dies: a new leader is elected, ingest goes on.
         first = _leader(kafka_cluster.bootstrap, topic, exclude=set())
         kafka_cluster.kill(first)
+        marks.append((f"killed {first}", time.time()))
         timings["one down: 300 acks"] = _wait_for_acks(producer, 300, 120, "one broker down")
         live = ",".join(kafka_cluster.node_bootstrap(n) for n in (1, 2, 3) if n != first)
         isr = _describe(live, [topic])[topic][0]["isr_nodes"]
@@ -136,6 +138,7 @@ def test_two_brokers_killed_during_ingest_lose_no_acknowledged_event(
         # controller majority). Writes wait or fail; none is acknowledged.
         second = _leader(live, topic, exclude={first})
         kafka_cluster.kill(second)
+        marks.append((f"killed {second}", time.time()))
         time.sleep(4)  # answers to commits that completed before the kill may still arrive
         frozen = len(producer.acked)
         failures = producer.failures
@@ -145,9 +148,11 @@ def test_two_brokers_killed_during_ingest_lose_no_acknowledged_event(
         # 3. The first comes back: two of three again, ingest resumes (the held or resent
         # batches complete) while the second is still down.
         kafka_cluster.start(first)
+        marks.append((f"started {first}", time.time()))
         timings["first back: 200 acks"] = _wait_for_acks(producer, 200, 180, "first restarted")
         # 4. And the second: the cluster is whole.
         kafka_cluster.start(second)
+        marks.append((f"started {second}", time.time()))
         timings["both back: 200 acks"] = _wait_for_acks(producer, 200, 120, "both restarted")
         producer.stop()
         # The outage really hit ingest: a request failed (and was sent again) or was held.
@@ -163,7 +168,8 @@ def test_two_brokers_killed_during_ingest_lose_no_acknowledged_event(
         producer.stop()
         serve.stop()
     print(f"\ncluster faults: {len(in_kafka)} events, {len(producer.acked)} acknowledged,"
-          f" killed {first} then {second}, {producer.failures} failed requests, {timings}")
+          f" killed {first} then {second}, {producer.failures} failed requests, {timings}, "
+          f"{[(m, time.strftime('%H:%M:%S', time.gmtime(t))) for m, t in marks]}")
     report = verify_data(world["data"], env=env)
     assert report["controllers"][CONTROLLER]["size"] == len(in_kafka)
     # The same log verifies from an index rebuilt from the topics alone.
