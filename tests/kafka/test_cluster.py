@@ -28,6 +28,13 @@ from tests.serving import Producer, Serve, log_event_ids, make_data, verify_data
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
+# How long ingest may stall after a broker dies or returns. kafka-python 3.0.12 does not
+# re-send a transaction's AddPartitionsToTxn after its coordinator died, so when the
+# killed broker was the sequencer's transaction coordinator the open transaction waits
+# for its batches to expire (the producer's delivery_timeout_ms, 120 s) before the ledger
+# aborts and retries (docs/deployment.md, "Known gap"). Nothing is acknowledged meanwhile.
+STALL_S = 200.0
+
 
 def _describe(bootstrap: str, topics: list[str]) -> dict[str, list[dict]]:
     """Partitions (leader_id, replica_nodes, isr_nodes) of each topic."""
@@ -107,7 +114,7 @@ def test_ledger_topics_on_the_cluster_have_three_replicas_and_min_insync_two(
         assert got[name]["unclean.leader.election.enable"]["value"] == "false", name
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(720)
 def test_two_brokers_killed_during_ingest_lose_no_acknowledged_event(
     tmp_path: Path, kafka_cluster: LocalKafkaCluster
 ) -> None:
@@ -129,7 +136,7 @@ def test_two_brokers_killed_during_ingest_lose_no_acknowledged_event(
         first = _leader(kafka_cluster.bootstrap, topic, exclude=set())
         kafka_cluster.kill(first)
         marks.append((f"killed {first}", time.time()))
-        timings["one down: 300 acks"] = _wait_for_acks(producer, 300, 120, "one broker down")
+        timings["one down: 300 acks"] = _wait_for_acks(producer, 300, STALL_S, "one broker down")
         live = ",".join(kafka_cluster.node_bootstrap(n) for n in (1, 2, 3) if n != first)
         isr = _describe(live, [topic])[topic][0]["isr_nodes"]
         assert first not in isr and len(isr) == 2, isr  # the dead broker left the ISR
@@ -149,7 +156,7 @@ def test_two_brokers_killed_during_ingest_lose_no_acknowledged_event(
         # batches complete) while the second is still down.
         kafka_cluster.start(first)
         marks.append((f"started {first}", time.time()))
-        timings["first back: 200 acks"] = _wait_for_acks(producer, 200, 180, "first restarted")
+        timings["first back: 200 acks"] = _wait_for_acks(producer, 200, STALL_S, "first restarted")
         # 4. And the second: the cluster is whole.
         kafka_cluster.start(second)
         marks.append((f"started {second}", time.time()))
