@@ -20,6 +20,21 @@ class ConfigError(Exception):
     pass
 
 
+def _env_int(name: str) -> int | None:
+    """An optional positive integer from the environment (read by ``init`` only: after that
+    config.json holds the value)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     data_dir: Path
@@ -32,6 +47,18 @@ class Config:
     # ``init`` takes it from AUDITLEDGER_KAFKA_TOPIC_PREFIX and config.json keeps it.
     kafka_topic_prefix: str = field(default_factory=lambda: os.environ.get(
         "AUDITLEDGER_KAFKA_TOPIC_PREFIX", "auditledger"))
+    # Replication of the topics the ledger creates (existing topics are never changed).
+    # None: min(3, brokers) -- 1 on a single broker, 3 on a cluster of three or more.
+    # Set it (``init`` takes AUDITLEDGER_KAFKA_REPLICATION_FACTOR) so that creating the
+    # topics while a broker is down fails instead of quietly making fewer copies.
+    kafka_replication_factor: int | None = field(default_factory=lambda: _env_int(
+        "AUDITLEDGER_KAFKA_REPLICATION_FACTOR"))
+    # ``min.insync.replicas`` of those topics. None: replication factor - 1 (1 on one
+    # broker, 2 on three): with acks=all an acknowledged write is on that many brokers, and
+    # the ledger refuses writes rather than keep fewer copies. (env at init:
+    # AUDITLEDGER_KAFKA_MIN_INSYNC_REPLICAS)
+    kafka_min_insync_replicas: int | None = field(default_factory=lambda: _env_int(
+        "AUDITLEDGER_KAFKA_MIN_INSYNC_REPLICAS"))
     # The sequencer's transactional id; None = ``<prefix>.sequencer``. Every sequencer of
     # one ledger MUST use the same id: that is what lets a new one fence an old one.
     kafka_transactional_id: str | None = None

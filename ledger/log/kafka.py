@@ -100,23 +100,40 @@ class LogCorrupt(Exception):
     """The topics contradict the local index (a gap, or another leaf at an index)."""
 
 
-def topic_configs(replicas: int) -> dict[str, str]:
+def topic_configs(replicas: int, min_insync: int | None = None) -> dict[str, str]:
     """DESIGN.md's topic settings: keep everything forever, never elect a stale leader,
-    and acknowledge a write only when all but one replica have it."""
+    and acknowledge a write only when ``min_insync`` replicas have it (default: all but
+    one)."""
     return {
         "cleanup.policy": "delete",
         "retention.ms": "-1",
         "retention.bytes": "-1",
-        "min.insync.replicas": str(max(1, replicas - 1)),
+        "min.insync.replicas": str(min_insync or max(1, replicas - 1)),
         "unclean.leader.election.enable": "false",
     }
+
+
+def replication(cfg: Config, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for the topics the ledger creates on a
+    cluster of ``brokers`` live brokers: config.json's values, else ``min(3, brokers)`` and
+    one less. ConfigError if the cluster cannot hold them."""
+    replicas = cfg.kafka_replication_factor or max(1, min(3, brokers))
+    min_insync = cfg.kafka_min_insync_replicas or max(1, replicas - 1)
+    if replicas > brokers:
+        raise ConfigError(f"kafka_replication_factor {replicas} needs {replicas} live brokers;"
+                          f" the cluster at {cfg.kafka_bootstrap} has {brokers}")
+    if min_insync > replicas:
+        raise ConfigError(f"kafka_min_insync_replicas {min_insync} is more than the"
+                          f" replication factor {replicas}: no write could ever succeed")
+    return replicas, min_insync
 
 
 def ensure_topics(cfg: Config, timeout_s: float = 60.0) -> dict[str, int]:
     """Create the ledger's topics if missing; returns partitions per full topic name.
 
-    Replication is ``min(3, brokers)``. Existing topics are left as they are (an operator
-    may have raised their partitions or replication on purpose).
+    Replication and min.insync.replicas: see :func:`replication`. Existing topics are left
+    as they are (an operator may have raised their partitions or replication on purpose);
+    one with fewer replicas than this ledger asks for is logged as a warning.
     """
     admin = _retry(
         lambda: KafkaAdminClient(
@@ -127,20 +144,26 @@ def ensure_topics(cfg: Config, timeout_s: float = 60.0) -> dict[str, int]:
     )
     try:
         brokers = len(admin.describe_cluster()["brokers"])
-        replicas = max(1, min(3, brokers))
         names = [cfg.kafka_topic(t) for t in TOPICS]
         existing = set(admin.list_topics())
-        missing = {
-            n: {"num_partitions": max(1, cfg.kafka_partitions), "replication_factor": replicas,
-                "configs": topic_configs(replicas)}
-            for n in names if n not in existing
-        }
+        missing = [n for n in names if n not in existing]
         if missing:
+            replicas, min_insync = replication(cfg, brokers)
             with contextlib.suppress(kerr.TopicAlreadyExistsError):
-                admin.create_topics(missing, wait_for_metadata=True)
+                admin.create_topics(
+                    {n: {"num_partitions": max(1, cfg.kafka_partitions),
+                         "replication_factor": replicas,
+                         "configs": topic_configs(replicas, min_insync)} for n in missing},
+                    wait_for_metadata=True)
         out: dict[str, int] = {}
+        want = cfg.kafka_replication_factor or max(1, min(3, brokers))
         for desc in admin.describe_topics(names):
             out[desc["name"]] = len(desc["partitions"])
+            have = min((len(p["replica_nodes"]) for p in desc["partitions"]), default=0)
+            if desc["name"] not in missing and have < want:
+                log.warning("topic %s has %d replicas, this ledger asks for %d: raise it with"
+                            " kafka-reassign-partitions (docs/deployment.md)",
+                            desc["name"], have, want)
         if set(out) != set(names) or not all(out.values()):
             raise ConfigError(f"Kafka topics not all available: {out}")
         return out

@@ -17,6 +17,11 @@ the same across restarts. When ``kafka_bootstrap`` itself fell back to local jar
 fixtures share one broker. After each test that used it, the broker is started again if
 the test left it down.
 
+``kafka_cluster`` (function) -> :class:`LocalKafkaCluster`, a private local three-node KRaft
+cluster (``infra/kafka/broker start --brokers 3``: replication factor 3, min.insync.replicas
+2), started on first use and shared by the session; a test may kill and restart single
+nodes (``kill(node)``, ``start(node)``), and every node runs again after it.
+
 If a broker cannot be started the test fails with the broker log tail: these tests never
 skip (CI or not).
 """
@@ -255,3 +260,116 @@ def kafka_broker(_kafka_local_broker: LocalKafkaBroker) -> Iterator[LocalKafkaBr
     yield _kafka_local_broker
     if not _kafka_local_broker.is_running():
         _kafka_local_broker.start()
+
+
+class LocalKafkaCluster:
+    """Handle on a local KRaft cluster (``infra/kafka/broker start --brokers N``) in ``dir``.
+
+    Every node is broker and controller; ``start``/``stop``/``kill``/``is_running`` act on
+    the whole cluster, or on one node with ``node=N`` (1-based). ``bootstrap`` lists every
+    node's address and stays the same across restarts. Failures fail the test with the
+    script's stderr (which carries the nodes' log tails); they never skip.
+    """
+
+    def __init__(self, dir: Path, brokers: int = 3) -> None:
+        self.dir = Path(dir)
+        self.brokers = brokers
+        self._bootstrap: str | None = None
+
+    def _run(self, command: str, *extra: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        args = [sys.executable, str(BROKER_SCRIPT), command, "--dir", str(self.dir), *extra]
+        try:
+            return subprocess.run(
+                args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(
+                f"`{' '.join(args)}` did not finish within {timeout:.0f}s\n"
+                f"--- node log tails ---\n{self.log_tails()}",
+                pytrace=False,
+            )
+            raise AssertionError("unreachable") from exc
+
+    @staticmethod
+    def _node_args(node: int | None) -> tuple[str, ...]:
+        return () if node is None else ("--node", str(node))
+
+    @property
+    def bootstrap(self) -> str:
+        """``127.0.0.1:P1,127.0.0.1:P2,…``; the same after every restart."""
+        if self._bootstrap is None:
+            raise RuntimeError("local Kafka cluster was never started")
+        return self._bootstrap
+
+    def node_bootstrap(self, node: int) -> str:
+        """The address of one node (``node`` is 1-based)."""
+        return self.bootstrap.split(",")[node - 1]
+
+    def start(self, node: int | None = None) -> str:
+        """Start the cluster (or one node) and wait until it serves; returns the bootstrap."""
+        extra = ("--brokers", str(self.brokers)) if node is None else self._node_args(node)
+        proc = self._run("start", *extra, timeout=START_TIMEOUT_S + 30)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            pytest.fail(
+                f"local Kafka cluster failed to start (exit {proc.returncode}, dir {self.dir},"
+                f" node {node or 'all'}):\n{proc.stderr.strip()}",
+                pytrace=False,
+            )
+        self._bootstrap = lines[-1].strip()
+        return self._bootstrap
+
+    def stop(self, node: int | None = None) -> None:
+        proc = self._run("stop", *self._node_args(node), timeout=90)
+        if proc.returncode != 0:
+            pytest.fail(f"cluster stop failed: {proc.stderr.strip()}", pytrace=False)
+
+    def kill(self, node: int | None = None) -> None:
+        """SIGKILL: a crash, no controlled shutdown."""
+        proc = self._run("kill", *self._node_args(node), timeout=30)
+        if proc.returncode != 0:
+            pytest.fail(f"cluster kill failed: {proc.stderr.strip()}", pytrace=False)
+
+    def is_running(self, node: int | None = None) -> bool:
+        """All nodes (or ``node``) running."""
+        return self._run("status", *self._node_args(node), timeout=30).returncode == 0
+
+    def log_tails(self, lines: int = 30) -> str:
+        out = []
+        for n in range(1, self.brokers + 1):
+            path = self.dir / f"node-{n}" / "broker.log"
+            text = path.read_text(errors="replace") if path.exists() else "(no broker.log)"
+            out.append(f"--- node {n} ---\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return f"LocalKafkaCluster(dir={str(self.dir)!r}, bootstrap={self._bootstrap!r})"
+
+
+@pytest.fixture(scope="session")
+def _kafka_local_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalKafkaCluster]:
+    """The session's three-node cluster (started on first use, stopped at session end).
+    Pre-warmed while all three run: the internal topics need three live brokers to be
+    created at replication factor 3."""
+    cluster = LocalKafkaCluster(tmp_path_factory.mktemp("kafka-cluster"))
+    try:
+        cluster.start()
+        prewarm(cluster.bootstrap)
+        yield cluster
+    finally:
+        cluster.stop()
+        if cluster.is_running():
+            cluster.kill()
+
+
+@pytest.fixture
+def kafka_cluster(_kafka_local_cluster: LocalKafkaCluster) -> Iterator[LocalKafkaCluster]:
+    """A local three-broker KRaft cluster the test may kill and restart node by node; every
+    node is running again before and after the test."""
+    if not _kafka_local_cluster.is_running():
+        _kafka_local_cluster.start()
+    yield _kafka_local_cluster
+    if not _kafka_local_cluster.is_running():
+        _kafka_local_cluster.start()
