@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import errors, web
+from api.admission import Admission
 from api.auth import Authenticator
 from api.metrics import Metrics
 from api.readside import open_read_side
@@ -170,6 +171,9 @@ def create_app(
     app.state.ingest_lock = ingest_lock
     app.state.witnessing = witnessing
     app.state.group_commit = ingest.GroupCommit(ledger, ingest_lock)
+    app.state.admission = Admission(ledger.cfg.ingest_max_pending_events,
+                                    ledger.cfg.ingest_retry_after_seconds)
+    app.state.metrics.watch_admission(app.state.admission)
     app.state.alerts = alerts.AlertState(ledger, read_side, clock)
     app.state.alert_queue_length = app.state.alerts.queue_length
 
