@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
+
+import orjson
 
 from api.errors import ApiError
 
@@ -60,3 +63,35 @@ class Admission:
             f"{self.max_pending}); retry after {self.retry_after} s",
             headers={"Retry-After": str(self.retry_after)},
         )
+
+
+class ShedWhenFull:
+    """Pure ASGI middleware: while the admission queue is full, ``POST /v1/events`` is
+    answered 503 here, before routing, authentication and the body: under a flood the
+    refusals cost the event loop as little as possible, so they stay fast and leave the
+    GIL to the commits. (A request let through may still be refused by ``admit`` once its
+    size is known.)"""
+
+    PATH = "/v1/events"
+
+    def __init__(self, app: Any, admission: Admission, route: Any = None) -> None:
+        self.app, self.admission, self.route = app, admission, route
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (scope["type"] != "http" or not self.admission.full()
+                or scope["path"] != self.PATH or scope["method"] != "POST"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            self.admission.shed()
+        except ApiError as exc:
+            body = orjson.dumps({"code": exc.code, "detail": exc.detail})
+            headers = [(b"content-type", b"application/json"),
+                       (b"content-length", str(len(body)).encode()),
+                       *((k.lower().encode(), v.encode())
+                         for k, v in (exc.headers or {}).items())]
+            if self.route is not None:
+                scope["route"] = self.route  # /metrics counts it under its route
+            await send({"type": "http.response.start", "status": exc.status,
+                        "headers": headers})
+            await send({"type": "http.response.body", "body": body})

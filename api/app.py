@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import errors, web
-from api.admission import Admission
+from api.admission import Admission, ShedWhenFull
 from api.auth import Authenticator
 from api.metrics import Metrics
 from api.readside import open_read_side
@@ -181,6 +181,11 @@ def create_app(
     for module in (ingest, read, proofs, tlog, evidence, report, ops, alerts, webhooks):
         app.include_router(module.router)
 
+    ingest_route = next((r for r in app.routes if getattr(r, "path", None)
+                         == ShedWhenFull.PATH), None)
+    # Inside the security headers and the request counter: a refusal carries the one and
+    # is counted by the other.
+    app.add_middleware(ShedWhenFull, admission=app.state.admission, route=ingest_route)
     web.install(app)  # auditor pages, /docs, /redoc, /static (docs/web.md)
 
     app.add_middleware(CountRequests, metrics=app.state.metrics)

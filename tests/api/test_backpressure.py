@@ -23,8 +23,8 @@ from bench.common import percentile
 from tests.serving import Producer, Serve, log_event_ids, make_data, verify_data
 
 LIMIT = 300  # events pending: three batches of 100
-CLIENTS = 40
-BATCHES = 150
+CLIENTS = 64
+BATCHES = 200
 BATCH = 100
 
 
@@ -126,13 +126,17 @@ def test_past_capacity_sheds_fast_keeps_latency_bounded_and_loses_nothing(
     shed_p99, ok_p99 = percentile(shed_ms, 99), percentile(accepted_ms, 99)
     print(f"\nbackpressure: {len(accepted_ms)} accepted requests p50 "
           f"{percentile(accepted_ms, 50):.1f} ms p99 {ok_p99:.1f} ms; {len(shed_ms)} shed "
-          f"p50 {percentile(shed_ms, 50):.1f} ms p99 {shed_p99:.1f} ms")
+          f"p50 {percentile(shed_ms, 50):.1f} ms p99 {shed_p99:.1f} ms; slowest accepted "
+          f"{sorted(round(x) for x in accepted_ms)[-5:]}")
     assert not odd, odd[:3]
     assert len(shed_ms) >= CLIENTS, "the load never went past the admission bound"
     # Shed answers come before the body is parsed; admitted requests wait behind at most
     # LIMIT events (two or three group commits), whatever the number of clients. The
     # bounds leave room for a shared, loaded 2-core machine.
+    # Without the bound, CLIENTS x BATCH = 6,400 events would queue: a median request
+    # would wait for all of them (over 2 s at this machine's loaded 3,000 events/s).
     assert shed_p99 < 250, shed_p99
+    assert percentile(accepted_ms, 50) < 500, percentile(accepted_ms, 50)
     assert ok_p99 < 2500, ok_p99
     assert shed_p99 < ok_p99
     # Nothing acknowledged is lost, nothing is stored twice, everything got in at last.
