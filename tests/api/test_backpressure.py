@@ -135,7 +135,10 @@ def test_past_capacity_sheds_fast_keeps_latency_bounded_and_loses_nothing(
     # bounds leave room for a shared, loaded 2-core machine.
     # Without the bound, CLIENTS x BATCH = 6,400 events would queue: a median request
     # would wait for all of them (over 2 s at this machine's loaded 3,000 events/s).
-    assert shed_p99 < 250, shed_p99
+    # (Latencies are measured in this process, whose 64 client threads share one GIL:
+    # on a loaded machine that adds tens of milliseconds to the server's own time.)
+    assert percentile(shed_ms, 50) < 50, percentile(shed_ms, 50)
+    assert shed_p99 < 500, shed_p99
     assert percentile(accepted_ms, 50) < 500, percentile(accepted_ms, 50)
     assert ok_p99 < 2500, ok_p99
     assert shed_p99 < ok_p99
