@@ -42,7 +42,10 @@ def serve(
                 "created": str(data), "admin_api_key": token,
                 "log_public_key": (cfg.keys_dir / "log.pub").read_text().strip(),
             }).decode())
-        ledger = Ledger.open(data, kafka)
+        # Every signature goes to the verifier worker (none checked here): this process
+        # also serves HTTP and holds one GIL for it and ingest, so it is the critical path
+        # (docs/benchmarks.md, "Main job": ~22 µs per event moved off it).
+        ledger = Ledger.open(data, kafka, verifier_main_share=0.0)
     except (ConfigError, OSError, ValueError) as exc:
         typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", err=True)
         raise typer.Exit(2) from None

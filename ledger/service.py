@@ -73,12 +73,13 @@ class Ledger:
         cfg: Config,
         clock: Clock | None = None,
         verifier_workers: int | None = None,
+        verifier_main_share: float | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.signer = CheckpointSigner(load_private_key(cfg.log_key_file), cfg.log_key_name)
         self.log = open_log(cfg, self.signer, self.clock)
-        self.verifier = Verifier(verifier_workers)
+        self.verifier = Verifier(verifier_workers, verifier_main_share)
         self.ingestor = Ingestor(self.log, default_schemas(), self.clock, self.verifier,
                                  max_lateness=cfg.max_lateness,
                                  import_until=cfg.import_until)
