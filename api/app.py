@@ -181,8 +181,8 @@ def create_app(
     for module in (ingest, read, proofs, tlog, evidence, report, ops, alerts, webhooks):
         app.include_router(module.router)
 
-    ingest_route = next((r for r in app.routes if getattr(r, "path", None)
-                         == ShedWhenFull.PATH), None)
+    ingest_route = next(r for r in ingest.router.routes
+                        if getattr(r, "path", None) == ShedWhenFull.PATH)
     # Inside the security headers and the request counter: a refusal carries the one and
     # is counted by the other.
     app.add_middleware(ShedWhenFull, admission=app.state.admission, route=ingest_route)

@@ -21,6 +21,7 @@ import pytest
 from api.admission import Admission
 from api.errors import ApiError
 from bench.common import percentile
+from tests.api.conftest import Api
 from tests.serving import Producer, Serve, log_event_ids, make_data, verify_data
 
 LIMIT = 300  # events pending: three batches of 100
@@ -45,6 +46,28 @@ def test_admission_refuses_past_its_bound_and_admits_a_big_batch_alone() -> None
     adm.release(100)
     assert not adm.full()
     assert adm.shed_requests == 2
+
+
+def test_a_full_queue_answers_503_before_auth_and_a_batch_over_the_room_is_refused_whole(
+    api: Api,
+) -> None:
+    adm = api.client.app.state.admission  # type: ignore[attr-defined]
+    adm.pending = adm.max_pending  # as if that many events were waiting for a commit
+    r = api.client.post("/v1/events", content=b"[]")  # no API key: refused before auth
+    assert (r.status_code, r.json()["code"], r.headers["retry-after"]) == (
+        503, "overloaded", "1")
+    adm.pending = adm.max_pending - 1  # room for one event: a batch of two is refused
+    batch = [api.event(), api.event()]
+    r = api.post(batch)
+    assert (r.status_code, r.json()["code"]) == (503, "overloaded")
+    adm.pending = 0
+    r = api.post(batch)  # nothing of the refused batch was stored: both are new now
+    assert r.status_code == 200 and [x["status"] for x in r.json()] == ["accepted"] * 2
+    assert adm.pending == 0
+    page = api.client.get("/metrics").text
+    assert _metric(page, "auditledger_ingest_shed_requests_total") == 2
+    assert 'auditledger_http_requests_total{method="POST",route="/v1/events",status="503"}' \
+        ' 2.0' in page, page
 
 
 def _metric(text: str, name: str) -> float:
