@@ -49,9 +49,10 @@ log = logging.getLogger(__name__)
 OUTBOX_FILE = "alerts.sqlite"
 # A scan re-plans every controller whose facts changed: its cost grows with the findings
 # of the controller, and while events stream in every scan has work. The next scan waits
-# at least this many times the CPU time the last one took, so planning takes at most a
-# tenth of a core from the process it shares (``serve``: the API's GIL) whatever the
-# size of the read models; an alert planned late is still emitted at its scan.
+# at least this many times the CPU time the last two scans took (the cheaper), so
+# planning takes at most a tenth of a core from the process it shares (``serve``: the
+# API's GIL) whatever the size of the read models; an alert planned late is still
+# emitted at its scan.
 SCAN_DUTY_FACTOR = 9.0
 
 
@@ -197,9 +198,12 @@ class AlertService:
                     self.scheduler.plan()
                     self.scheduler.emit()
                     took = time.thread_time() - began
+                    # The cheaper of the last two scans: one costly scan (the first after
+                    # a start, a burst) does not delay the next; a stream of them does.
+                    budget = min(took, self.last_scan_seconds)
                     self.last_scan_seconds = took
                     next_scan = time.monotonic() + max(self.scan_interval,
-                                                       took * SCAN_DUTY_FACTOR)
+                                                       budget * SCAN_DUTY_FACTOR)
                 else:
                     self.scheduler.emit()
                 timeout = self.scheduler.seconds_until_due(
