@@ -162,9 +162,11 @@ def test_past_capacity_sheds_fast_keeps_latency_bounded_and_loses_nothing(
     # (Latencies are measured in this process, whose 64 client threads share one GIL:
     # on a loaded machine that adds tens of milliseconds to the server's own time.)
     assert percentile(shed_ms, 50) < 50, percentile(shed_ms, 50)
-    assert shed_p99 < 500, shed_p99
+    # Measured at load average 6-8 (docs/benchmarks.md): shed p99 250-410 ms, accepted
+    # p99 0.8-2.2 s; an unbounded queue: accepted p50 2.4 s.
+    assert shed_p99 < 750, shed_p99
     assert percentile(accepted_ms, 50) < 500, percentile(accepted_ms, 50)
-    assert ok_p99 < 2500, ok_p99
+    assert ok_p99 < 3000, ok_p99
     assert shed_p99 < ok_p99
     # Nothing acknowledged is lost, nothing is stored twice, everything got in at last.
     assert len(acked) == len(set(acked)) == BATCHES * BATCH
