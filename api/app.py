@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import errors, web
+from api.admission import Admission, ShedWhenFull
 from api.auth import Authenticator
 from api.metrics import Metrics
 from api.readside import open_read_side
@@ -181,6 +182,9 @@ def create_app(
     app.state.ingest_lock = ingest_lock
     app.state.witnessing = witnessing
     app.state.group_commit = ingest.GroupCommit(ledger, ingest_lock)
+    app.state.admission = Admission(ledger.cfg.ingest_max_pending_events,
+                                    ledger.cfg.ingest_retry_after_seconds)
+    app.state.metrics.watch_admission(app.state.admission)
     app.state.alerts = alerts.AlertState(ledger, read_side, clock)
     app.state.alert_queue_length = app.state.alerts.queue_length
 
@@ -189,6 +193,11 @@ def create_app(
                    subjects):
         app.include_router(module.router)
 
+    ingest_route = next(r for r in ingest.router.routes
+                        if getattr(r, "path", None) == ShedWhenFull.PATH)
+    # Inside the security headers and the request counter: a refusal carries the one and
+    # is counted by the other.
+    app.add_middleware(ShedWhenFull, admission=app.state.admission, route=ingest_route)
     web.install(app)  # auditor pages, /docs, /redoc, /static (docs/web.md)
 
     app.add_middleware(CountRequests, metrics=app.state.metrics)

@@ -50,7 +50,10 @@ def serve(
                 "created": str(data), "admin_api_key": token,
                 "log_public_key": (cfg.keys_dir / "log.pub").read_text().strip(),
             }).decode())
-        ledger = Ledger.open(data, kafka)
+        # Every signature goes to the verifier worker (none checked here): this process
+        # also serves HTTP and holds one GIL for it and ingest, so it is the critical path
+        # (docs/benchmarks.md, "Main job": ~22 µs per event moved off it).
+        ledger = Ledger.open(data, kafka, verifier_main_share=0.0)
     except (ConfigError, OSError, ValueError, KekError, KeyStoreError) as exc:
         # kek_mismatch and the like: the ledger refuses to start, in one line (the
         # message itself: ``!r`` inside the f-string quoted every one of them)

@@ -23,6 +23,7 @@ import time
 from collections import Counter as CountOf
 from collections import deque
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,6 +33,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+if TYPE_CHECKING:
+    from api.admission import Admission
 
 WINDOW_SECONDS = 10.0
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # text/plain; version=0.0.4; charset=utf-8
@@ -71,6 +75,9 @@ class Metrics:
         self.witness_ok = Gauge("auditledger_witness_ok",
                                 "1 if the last attempt to reach the witness succeeded.",
                                 ["witness"], registry=reg)
+        self.shed = Counter("auditledger_ingest_shed_requests",
+                            "POST /v1/events requests refused 503 overloaded (back-pressure).",
+                            registry=reg)
         self.requests = Counter("auditledger_http_requests", "HTTP requests by route.",
                                 ["route", "method", "status"], registry=reg)
         self.started = time.time()
@@ -79,6 +86,17 @@ class Metrics:
         self._lock = threading.Lock()  # the ingest-rate window
         self._render_lock = threading.Lock()  # gauges set and read by one scrape at a time
         self._recent: deque[tuple[float, int]] = deque()
+
+    def watch_admission(self, admission: Admission) -> None:
+        """The back-pressure gauges, read from ``admission`` at each scrape."""
+        reg = self.registry
+        Gauge("auditledger_ingest_pending_events",
+              "Events admitted to ingest and not yet answered.",
+              registry=reg).set_function(lambda: admission.pending)
+        Gauge("auditledger_ingest_pending_limit",
+              "At most this many pending events; past it POST /v1/events answers 503.",
+              registry=reg).set_function(lambda: admission.max_pending)
+        admission.on_shed = self.shed.inc
 
     def ingested(self, results: Iterable[dict]) -> None:
         """One ingest request's results. Tallied first, then one increment per label:

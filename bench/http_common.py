@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -81,3 +82,46 @@ class Server:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def _label(cmd: str) -> str:
+    if "projections run" in cmd:
+        return "projections"
+    if "multiprocessing" in cmd:
+        return "verifier" if "spawn" in cmd else "mp-helper"
+    if " serve " in cmd:
+        return "serve"
+    return cmd[:40]
+
+
+def tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of ``pid`` and its live descendants, summed by
+    role (serve, projections, verifier). CPU time, unlike wall time, barely moves when
+    other jobs share the cores: it is what before/after comparisons rest on."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, todo = [pid], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        tree += kids
+        todo += kids
+    out: dict[str, float] = {}
+    for p in tree:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        label = _label(cmd)
+        out[label] = out.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import signed_events, summary
-from bench.http_common import CONTROLLER, Server, prepare
+from bench.common import percentile, signed_events, summary
+from bench.http_common import CONTROLLER, Server, prepare, tree_cpu
 
 
 def run(events: int = 50_000, batch: int = 100, concurrency: int = 8,
@@ -42,7 +42,7 @@ def run(events: int = 50_000, batch: int = 100, concurrency: int = 8,
         server = Server(prep.data_dir, projections=projections)
         try:
             res = _load(server.url, prep.producer_token, bodies, events, batch, concurrency,
-                        sign_s)
+                        sign_s, server.proc.pid, projections)
             res["projections"] = projections
             res["text"] += " [projections " + ("on" if projections else "off") + "]"
             return res
@@ -53,7 +53,7 @@ def run(events: int = 50_000, batch: int = 100, concurrency: int = 8,
 
 
 def _load(url: str, token: str, bodies: list[bytes], events: int, batch: int,
-          concurrency: int, sign_s: float) -> dict[str, Any]:
+          concurrency: int, sign_s: float, pid: int, projections: bool) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     work: queue.Queue[bytes] = queue.Queue()
     for b in bodies[1:]:
@@ -86,12 +86,17 @@ def _load(url: str, token: str, bodies: list[bytes], events: int, batch: int,
                     accepted[0] += n
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    sampler = LagSampler(url, projections)
+    cpu0 = tree_cpu(pid)
     t0 = time.perf_counter()
+    sampler.start()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    lag = sampler.stop(events)
+    cpu1 = tree_cpu(pid)
     total = accepted[0]
     if errors or total + warm_n != events:
         raise RuntimeError(f"{total + warm_n}/{events} accepted; errors: {errors[:3]}")
@@ -100,10 +105,79 @@ def _load(url: str, token: str, bodies: list[bytes], events: int, batch: int,
     result = {"events": total, "batch": batch, "concurrency": concurrency,
               "seconds": round(elapsed, 3), "events_per_s": round(rate),
               "request_latency": lat, "signing_s": round(sign_s, 2)}
+    # CPU per event, by process, over the timed run and the projections' catch-up after
+    # it: the figure to compare on a machine shared with other jobs.
+    cpu = {k: round((v - cpu0.get(k, 0.0)) * 1e6 / total, 1) for k, v in cpu1.items()}
+    result["cpu_us_per_event"] = cpu
+    result["cpu_us_per_event_total"] = round(sum(cpu.values()), 1)
+    result["projection_lag"] = lag
+    lag_text = (f"; projection lag p50 {lag['p50_s']} s, p99 {lag['p99_s']} s, "
+                f"caught up {lag['caught_up_s']} s after the last response") if lag else ""
     result["text"] = (f"HTTP ingest: {total} events in {elapsed:.2f} s = {rate:,.0f} events/s "
                       f"(batches of {batch}, {concurrency} client threads); request p50 "
-                      f"{lat['p50_ms']} ms, p99 {lat['p99_ms']} ms")
+                      f"{lat['p50_ms']} ms, p99 {lat['p99_ms']} ms{lag_text}; CPU µs/event "
+                      f"{result['cpu_us_per_event_total']} "
+                      + " ".join(f"{k}={v}" for k, v in sorted(cpu.items())))
     return result
+
+
+def _metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name):  # the one series, or the first controller's
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class LagSampler:
+    """Projection lag in seconds, from ``/metrics`` every 100 ms: at time t the
+    projections have applied ``log_size - lag`` events; their lag is t minus the moment
+    the log first held that many (from the same samples)."""
+
+    def __init__(self, url: str, enabled: bool) -> None:
+        self.url, self.enabled = url, enabled
+        self.samples: list[tuple[float, float, float]] = []  # (t, log size, lag)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        if self.enabled:
+            self._thread.start()
+
+    def _sample(self, http: httpx.Client) -> tuple[float, float, float] | None:
+        text = http.get("/metrics").text
+        size = _metric(text, "auditledger_log_size{")
+        lag = _metric(text, "auditledger_projection_lag ")
+        if size is None or lag is None or lag < 0:
+            return None
+        return (time.perf_counter(), size, lag)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self._stop.wait(0.1):
+                s = self._sample(http)
+                if s is not None:
+                    self.samples.append(s)
+
+    def stop(self, events: int, timeout: float = 120) -> dict[str, float] | None:
+        """Stop after the projections caught up with the log (or ``timeout``)."""
+        if not self.enabled:
+            return None
+        end = time.perf_counter()
+        while time.perf_counter() - end < timeout:
+            if self.samples and self.samples[-1][2] == 0 and self.samples[-1][0] > end:
+                break
+            time.sleep(0.1)
+        self._stop.set()
+        self._thread.join()
+        lags = []
+        for t, size, lag in self.samples:
+            applied = size - lag
+            first = next(u for u, sz, _ in self.samples if sz >= applied)
+            lags.append(t - first)
+        caught = next((t for t, _, lag in self.samples if t > end and lag == 0), None)
+        return {"p50_s": round(percentile(lags, 50), 3), "p99_s": round(percentile(lags, 99), 3),
+                "caught_up_s": round(caught - end, 2) if caught else None,
+                "samples": len(lags)}
 
 
 def main() -> None:

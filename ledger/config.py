@@ -88,6 +88,12 @@ class Config:
     # The key store (sealed-data keys, subject keys): None = DIR/keystore.sqlite; a
     # PostgreSQL conninfo for production. AUDITLEDGER_KEYSTORE_DSN overrides it.
     keystore_dsn: str | None = None
+    # Back-pressure (docs/api.md, "Back-pressure"): ``POST /v1/events`` admits at most
+    # this many events waiting for or in a group commit; past it a request is answered
+    # 503 ``overloaded`` with ``Retry-After: ingest_retry_after_seconds`` at once. Two
+    # group commits' worth: an admitted request waits about this / throughput seconds.
+    ingest_max_pending_events: int = 4000
+    ingest_retry_after_seconds: int = 1
 
     @property
     def max_lateness(self) -> timedelta | None:

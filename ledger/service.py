@@ -91,6 +91,7 @@ class Ledger:
         cfg: Config,
         clock: Clock | None = None,
         verifier_workers: int | None = None,
+        verifier_main_share: float | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
@@ -100,7 +101,7 @@ class Ledger:
         # ledger here (kek_mismatch), and erasures a restored backup undid are redone.
         self.keys: KeyStore = open_keystore(cfg, clock=self.clock)
         reapply_erasures(self.log, self.keys)
-        self.verifier = Verifier(verifier_workers)
+        self.verifier = Verifier(verifier_workers, verifier_main_share)
         self.ingestor = Ingestor(self.log, default_schemas(), self.clock, self.verifier,
                                  max_lateness=cfg.max_lateness,
                                  import_until=cfg.import_until, keystore=self.keys)

@@ -214,7 +214,8 @@ def _status(result: dict[str, Any]) -> int:
         "rejected, 409 `event_id_conflict`); or a JSON array of up to "
         f"{MAX_BATCH} envelopes → 200 with one result per event, in order. Good events "
         "are kept when others in the batch are rejected. A producer key writes only for "
-        "its own controller; an event for any other is rejected `unknown_controller`."
+        "its own controller; an event for any other is rejected `unknown_controller`. Past "
+        "its capacity the API answers 503 `overloaded` with `Retry-After` at once."
     ),
     response_model=EventResult | list[EventResult],
     status_code=200,
@@ -224,6 +225,8 @@ def _status(result: dict[str, Any]) -> int:
         401: {"model": Error}, 403: {"model": Error},
         409: {"model": EventResult, "description": "`event_id_conflict` (single event)"},
         413: {"model": Error, "description": "`too_large`: the body exceeds the limit"},
+        503: {"model": Error, "description": "`overloaded`: ingest is at capacity; "
+              "retry after the `Retry-After` seconds (nothing of the request was stored)"},
         422: {"model": EventResult | Error,
               "description": "The one event was rejected, the body is no envelope, or "
               "`batch_too_large` (more than 1000 events)"},
@@ -236,9 +239,16 @@ def _status(result: dict[str, Any]) -> int:
 async def post_events(
     request: Request, key: Writer, metrics: MetricsDep
 ) -> JSONBytes:
+    admission = request.app.state.admission
+    if admission.full():
+        admission.shed()  # 503 before the body is read or parsed: shedding stays cheap
     body = await read_body(request, request.app.state.max_body_bytes)
     items, single = parse(body)
-    results = await run_in_threadpool(submit, request.app.state.group_commit, items, key)
+    admission.admit(len(items))
+    try:
+        results = await run_in_threadpool(submit, request.app.state.group_commit, items, key)
+    finally:
+        admission.release(len(items))
     metrics.ingested(results)
     if single:
         return JSONBytes(results[0], status_code=_status(results[0]))
