@@ -449,6 +449,11 @@ class KafkaLog(SQLiteLog):
             max_request_size=16 * 1024 * 1024,
             max_block_ms=120_000,
             request_timeout_ms=30_000,
+            # kafka-python 3.0 does not resend a transaction's AddPartitionsToTxn when
+            # its coordinator dies: the batch waits until it expires, then the sequencer
+            # aborts and retries. The default 120 s stalls ingest that long when a broker
+            # is killed; linger + request timeout + 4 s bounds it (docs/deployment.md).
+            delivery_timeout_ms=35_000,
             transaction_timeout_ms=60_000,
         )
 
