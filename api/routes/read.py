@@ -22,12 +22,12 @@ from api.deps import (
     controller_exists,
 )
 from api.errors import ApiError, not_found, raw_json
-from api.personal import case_states, event_view
 from api.readside import RETRY_AFTER_SECONDS, NotCaughtUp, ReadSide
 from api.schemas import ControllerInfo, ControllerList, Error, EventPage, Page
 from ledger.clock import MAX_YEAR, MIN_YEAR, parse_rfc3339
 from ledger.encoding import EncodingError, b64, b64url, unb64url
 from ledger.log.base import StoredEvent
+from ledger.personal import case_states, event_view
 from ledger.schemas import default_schemas
 from ledger.service import Ledger
 
@@ -276,7 +276,7 @@ async def get_sealed(
         raise not_found(f"event {event_id}")
     env = ev.envelope()
     return {"event_id": event_id, "type": ev.type, "subject": env.get("subject"),
-            **event_view(ledger, env, key)}
+            **event_view(ledger.keys, env, key)}
 
 
 # -- read models (projections) ---------------------------------------------------------------
@@ -367,7 +367,7 @@ def get_rights_requests(controller: VisibleController, read_side: ReadSideDep,
     items = read_model(read_side, "rights_requests", controller, status=status,
                        subject=subject, clock=clock)
     page = paged(items, limit, cursor)
-    page["items"] = case_states(ledger, controller, page["items"])
+    page["items"] = case_states(ledger.log, ledger.keys, controller, page["items"])
     return page
 
 
@@ -378,7 +378,7 @@ def get_breaches(controller: VisibleController, read_side: ReadSideDep, ledger: 
                  cursor: Cursor = None) -> Any:
     items = read_model(read_side, "breaches", controller, status=status, clock=clock)
     page = paged(items, limit, cursor)
-    page["items"] = case_states(ledger, controller, page["items"])
+    page["items"] = case_states(ledger.log, ledger.keys, controller, page["items"])
     return page
 
 
