@@ -20,7 +20,8 @@ from api.routes import proofs
 from api.routes.read import decode_cursor, encode_cursor, expand_types, page_events
 from api.web.pages import context
 from api.web.render import render
-from api.web.session import ViewedController, not_found
+from api.web.session import SignedIn, ViewedController, not_found
+from ledger.personal import event_view
 from ledger.schemas import default_schemas
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +58,7 @@ def events_page(
 
 
 @router.get("/c/{controller}/events/{event_id}", response_class=HTMLResponse)
-async def event_page(request: Request, controller: ViewedController,
+async def event_page(request: Request, controller: ViewedController, key: SignedIn,
                      event_id: Annotated[str, Path(max_length=100)]) -> HTMLResponse:
     ctx = context(request, controller)
     ledger = request.app.state.ledger
@@ -70,5 +71,6 @@ async def event_page(request: Request, controller: ViewedController,
     check = {**proof, "log_key": cp["log_key"], "origin": cp["origin"]}
     return render(request, "event.html", **ctx, title=f"Event {event_id}", ev=ev,
                   envelope=envelope, proof=proof,
+                  personal=event_view(ledger.keys, envelope, key),
                   envelope_json=data_json(envelope), proof_json=data_json(check),
                   pretty=orjson.dumps(envelope, option=orjson.OPT_INDENT_2).decode())
