@@ -7,6 +7,7 @@ what a list would miss."""
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,37 @@ def test_the_detector_finds_what_it_looks_for(demo: dict[str, Any]) -> None:
     answers."""
     blob = orjson.dumps(demo["opened"])
     assert EMAIL.findall(blob) and [n for n in needles(demo["people"]) if n in blob]
+
+
+def test_postgresql_read_models_hold_no_personal_data(demo: dict[str, Any],
+                                                      pg_dsn: str) -> None:
+    """The demo's log projected into PostgreSQL read models (a schema of their own), and
+    every row of every table of that schema scanned as text."""
+    import psycopg
+
+    from projections.runner import ProjectionRunner, open_source
+    from projections.store import PostgresStore
+
+    schema = f"privacy_{uuid.uuid4().hex[:10]}"
+    store = PostgresStore(pg_dsn, schema=schema)
+    source, log = open_source(demo["data"])
+    try:
+        ProjectionRunner(source, store).run_once()
+    finally:
+        source.close()
+        log.close()
+        store.close()
+    chunks: list[bytes] = []
+    with psycopg.connect(pg_dsn) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (schema,))]
+        for table in tables:
+            chunks += [r[0].encode() for r in conn.execute(
+                f'SELECT t::text FROM "{schema}"."{table}" t')]
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    blob = b"\n".join(chunks)
+    assert len(tables) > 3 and len(chunks) > 1000, (tables, len(chunks))
+    assert b"psn:" in blob  # the subjects are there, as pseudonyms
+    assert [n for n in needles(demo["people"]) if n in blob] == []
+    assert EMAIL.findall(blob) == [] and PHONE.findall(blob) == []
