@@ -23,6 +23,7 @@ from api.web.render import render
 from api.web.session import SignedIn, ViewedController, not_found
 from ledger.personal import event_view
 from ledger.schemas import default_schemas
+from ledger.sealing import view
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
@@ -51,6 +52,8 @@ def events_page(
         return render(request, "error.html", status=exc.status, **ctx,
                       title="Cannot list these events", detail=exc.detail)
     events = [orjson.loads(r) for r in rows]
+    for e in events:  # the state of its sealed personal data, never the plaintext here
+        e["personal"] = view(e, ledger.keys)
     return render(request, "events.html", **ctx, title="Events", events=events,
                   type=type, types=sorted(default_schemas().types),
                   next_cursor=encode_cursor(last) if last is not None else None,

@@ -42,6 +42,11 @@ def test_cases_and_events_show_sealed_and_erased(browser: Any, demo: Demo) -> No
         assert contact == "sealed (kept)"
 
         kept, erased = received_event(demo, "dsr-001"), received_event(demo, "dsr-002")
+        browser.get(f"{demo.url}/c/{C}/events?type=rights_request.received")
+        listed = {tr.find_element(By.CSS_SELECTOR, "td a").text:
+                  tr.find_element(By.CSS_SELECTOR, "td.personal").text
+                  for tr in browser.find_elements(By.CSS_SELECTOR, "#events tbody tr")}
+        assert listed[kept] == "sealed (kept)" and listed[erased].startswith("erased 20")
         browser.get(f"{demo.url}/c/{C}/events/{kept}")
         text = browser.find_element(By.ID, "ev-personal").text
         assert text == "sealed (kept) — shown to the DPO (admin) only"
