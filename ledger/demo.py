@@ -301,6 +301,8 @@ def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime,
         env["occurred_at"] = format_rfc3339(at)
         if sealed:
             seal_envelope(env, sealed, ledger.keys)
+        if env["type"] == "subject.erased":  # name the keys it destroys, as erase does
+            env["data"]["key_ids"] = sorted(ledger.keys.subject_state(cid, env["subject"]).live)
         batch.append(complete(env, keys[pid], pid))
     for i in range(0, len(batch), 500):
         results.extend(ledger.submit(batch[i : i + 500]))
