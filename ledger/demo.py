@@ -22,14 +22,18 @@ import orjson
 from ledger.apikeys import ApiKeyStore
 from ledger.clock import Clock, SystemClock, format_rfc3339
 from ledger.config import Config
+from ledger.demo_people import People, Person
 from ledger.envelope import complete, pseudonym
+from ledger.keystore import apply_erasure
 from ledger.paths import EXAMPLES
+from ledger.sealing import seal_envelope
 from ledger.service import Ledger, init_data_dir
 from ledger.signing import public_key_text
 from ledger.verify import LogSource, verify_source
 from ledger.webforms import WebForms, producer_key, subject_key
 
-Partial = tuple[datetime, str, dict[str, Any]]  # (occurred_at, producer, envelope sans sig)
+#: (occurred_at, producer, envelope sans sig, fields to seal or None)
+Partial = tuple[datetime, str, dict[str, Any], dict[str, Any] | None]
 
 
 def controller_files() -> list[Path]:
@@ -48,24 +52,32 @@ class StreamBuilder:
         self.stream = spec["stream"]
         self.start = now - timedelta(days=self.stream["days"])
         self.out: list[Partial] = []
+        self.region = spec["controller"].get("country")
+        self.people = People(self.cid, self.region)
 
     def _event_id(self) -> str:
         return str(uuid.UUID(int=self.rnd.getrandbits(128), version=4))
 
     def add(self, at: datetime, producer: str, type_: str, data: dict[str, Any],
-            subject: str | None = None) -> None:
+            subject: str | None = None, sealed: dict[str, Any] | None = None) -> None:
+        """``sealed``: the personal details the event keeps, sealed under ``subject``'s
+        data key when the envelope is completed (``load_controller``)."""
         env: dict[str, Any] = {"event_id": self._event_id(), "type": type_,
                                "controller": self.cid, "data": data}
         if subject:
             env["subject"] = subject
-        self.out.append((min(at, self.now), producer, env))
+        self.out.append((min(at, self.now), producer, env, sealed))
 
     def _when(self, lo: float, hi: float) -> datetime:
         """A random instant between ``lo`` and ``hi`` days after the stream's start."""
         return self.start + timedelta(seconds=self.rnd.uniform(lo * 86400, hi * 86400))
 
+    def person_psn(self, person: Person) -> str:
+        """A person's subject reference: the pseudonym of their e-mail address."""
+        return pseudonym(self.skey, person.email, self.region)
+
     def subject(self, i: int) -> str:
-        return pseudonym(self.skey, f"subject-{i}@{self.cid.lower()}.example")
+        return self.person_psn(self.people.get(f"subscriber-{i}"))
 
     def build(self) -> list[Partial]:
         self._register()
@@ -99,7 +111,8 @@ class StreamBuilder:
                 self.add(at, "web", "consent.given", {
                     "purposes": [purpose], "activity_id": purpose,
                     "method": "web_form_double_opt_in",
-                    "notice_version": "2024-05", "evidence_ref": f"optin/{i}"}, self.subject(i))
+                    "notice_version": "2024-05", "evidence_ref": f"optin/{i}"}, self.subject(i),
+                    sealed=self._signup(i, purpose))
                 if self.rnd.randrange(100) < self.stream["withdraw_share_percent"]:
                     wat = at + timedelta(days=self.rnd.uniform(1, days * 0.4))
                     withdrawn[i] = wat
@@ -129,6 +142,14 @@ class StreamBuilder:
         self.add(late, "crm", "processing.performed", {
             "activity_id": purpose, "basis": "A6-1-a", "purpose": purpose,
             "data_categories": ["contact"], "operation": "send"}, self.subject(never))
+
+    def _signup(self, i: int, purpose: str) -> dict[str, Any]:
+        """What a sign-up form keeps: a newsletter's e-mail address; a candidate's name,
+        e-mail and phone."""
+        p = self.people.get(f"subscriber-{i}")
+        if purpose == "newsletter":
+            return {"email": p.email}
+        return {"name": p.name, "email": p.email, "phone": p.phone}
 
     def _daily_processing(self) -> None:
         activities = [a for a in self.spec["activities"] if a["lawful_basis"] != "A6-1-a"]
@@ -163,17 +184,41 @@ class StreamBuilder:
                 self.add(self._when(day, day + 1), "crm", "transfer.made", data)
 
     def _rights_requests(self) -> None:
-        for n, rr in enumerate(self.stream["rights_requests"]):
+        for rr in self.stream["rights_requests"]:
             at = (_on(rr["received_on"]) if "received_on" in rr
                   else self.now - timedelta(days=rr["days_ago"], hours=3))
-            subject = self.subject(10_000 + n)
+            rid = rr["request_id"]
+            person = self.people.get(f"requester-{rid}")
+            subject = self.person_psn(person)
+            erasure = rr["right"] == "erasure" and rr.get("fulfilled_after_days") is not None
+            if erasure:  # a former subscriber: the consent's facts outlive the erasure
+                self._former_subscriber(subject, person, at)
             self.add(at, "support", "rights_request.received", {
-                "request_id": rr["request_id"], "right": rr["right"],
-                "received_at": format_rfc3339(at), "channel": "email"}, subject)
+                "request_id": rid, "right": rr["right"],
+                "received_at": format_rfc3339(at), "channel": "email"}, subject,
+                sealed={"name": person.name, "email": person.email})
             if rr.get("fulfilled_after_days") is not None:
                 done = at + timedelta(days=rr["fulfilled_after_days"])
                 self.add(done, "support", "rights_request.fulfilled", {
-                    "request_id": rr["request_id"], "at": format_rfc3339(done)}, subject)
+                    "request_id": rid, "at": format_rfc3339(done)}, subject)
+            if erasure:  # granted: the subject's keys are destroyed, linked to the request
+                shred = done + timedelta(minutes=30)
+                self.add(shred, "support", "subject.erased", {
+                    "request_id": rid, "keys_destroyed_at": format_rfc3339(shred),
+                    "reason": "erasure request granted (Art. 17(1))"}, subject)
+
+    def _former_subscriber(self, subject: str, person: Person, request_at: datetime) -> None:
+        """A consent given and withdrawn before the erasure request, so the demo shows
+        which facts an erasure keeps (that a consent existed, when, for what)."""
+        purpose = self.stream.get("consent_purpose") or "newsletter"
+        given = max(self.start, request_at - timedelta(days=60))
+        self.add(given, "web", "consent.given", {
+            "purposes": [purpose], "activity_id": purpose, "method": "web_form_double_opt_in",
+            "notice_version": "2024-05", "evidence_ref": "optin/requester"}, subject,
+            sealed={"email": person.email})
+        self.add(request_at - timedelta(days=1), "web", "consent.withdrawn", {
+            "purposes": [purpose], "activity_id": purpose, "method": "unsubscribe_link"},
+            subject)
 
     def _breaches(self) -> None:
         authority = self.spec["controller"].get("lead_authority", "Datatilsynet")
@@ -200,7 +245,13 @@ class StreamBuilder:
                                         "phase": "initial"}
                 if br.get("delay_reasons"):
                     data["delay_reasons"] = br["delay_reasons"]
-                self.add(notified, "soc", "breach.notified_authority", data)
+                # The notice names whom the authority may call (Art. 33(3)(b)): sealed
+                # under that person's pseudonym.
+                contact = self.people.get(f"breach-contact-{bid}")
+                self.add(notified, "soc", "breach.notified_authority", data,
+                         self.person_psn(contact),
+                         sealed={"contact_name": contact.name, "contact_email": contact.email,
+                                 "contact_phone": contact.phone})
 
 
     def _odd_processing(self) -> None:
@@ -219,15 +270,20 @@ def _on(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T09:00:00+00:00")
 
 
-def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime) -> int:
+def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime,
+                    people: dict[str, People] | None = None) -> int:
     """Register the controller and its producers, then append its history. Returns the
-    number of events appended; 0 when the controller is already in the ledger."""
+    number of events appended; 0 when the controller is already in the ledger.
+    ``people``, when given, receives the controller's invented people (for the privacy
+    scan)."""
     cfg, ctl = ledger.cfg, spec["controller"]
     cid = ctl["id"]
     if cid in ledger.registry.controllers:
         return 0
     builder = StreamBuilder(spec, subject_key(ledger, cid), now)
     partials = builder.build()
+    if people is not None:
+        people[cid] = builder.people
     # Registered a day before its first fact (a recipe may date facts before the stream).
     first = min([builder.start, *(p[0] for p in partials)])
     origin_at = format_rfc3339(first - timedelta(days=1))
@@ -241,14 +297,25 @@ def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime) -> int:
     # The server's own producer for what a DPO records on the pages (ledger.webforms).
     WebForms(ledger).ensure_producer(cid, at=origin_at)
     batch: list[dict[str, Any]] = []
-    for at, pid, env in partials:
+    for at, pid, env, sealed in partials:
         env["occurred_at"] = format_rfc3339(at)
+        if sealed:
+            seal_envelope(env, sealed, ledger.keys)
+        if env["type"] == "subject.erased":  # name the keys it destroys, as erase does
+            env["data"]["key_ids"] = sorted(ledger.keys.subject_state(cid, env["subject"]).live)
         batch.append(complete(env, keys[pid], pid))
     for i in range(0, len(batch), 500):
         results.extend(ledger.submit(batch[i : i + 500]))
     bad = [r.to_dict() for r in results if r.status == "rejected"]
     if bad:
         raise RuntimeError(f"demo event rejected: {bad[0]}")
+    # Storing a subject.erased destroys the subject's keys (ingest does it; applying the
+    # stored event again is a no-op, so the demo does not depend on which path ran).
+    erased = [e["event_id"] for e in batch if e["type"] == "subject.erased"]
+    if erased:
+        ledger.flush()
+        for ev in ledger.log.lookup(cid, erased).values():
+            apply_erasure(ledger.keys, ev)
     return len(results)
 
 
@@ -276,10 +343,12 @@ def demo_keys(data_dir: Path, admin_key: str | None, controllers: list[str]) -> 
 
 
 def load_demo(data_dir: Path, progress: bool = True, clock: Clock | None = None,
-              only: list[str] | None = None, port: int = 8080) -> dict[str, Any]:
+              only: list[str] | None = None, port: int = 8080,
+              people: dict[str, People] | None = None) -> dict[str, Any]:
     """Create (or reuse) a ledger in ``data_dir``, load every example controller, verify
     the whole log and return a summary with the latest signed checkpoints, the URL of the
-    pages and the keys to sign in with."""
+    pages and the keys to sign in with. ``people`` receives the invented people of the
+    controllers loaded now."""
     clock = clock or SystemClock()
     admin_key = None
     if not (data_dir / "config.json").exists():
@@ -295,7 +364,8 @@ def load_demo(data_dir: Path, progress: bool = True, clock: Clock | None = None,
             spec = orjson.loads(path.read_bytes())
             if only and spec["controller"]["id"] not in only:
                 continue
-            loaded[spec["controller"]["id"]] = load_controller(ledger, spec, clock.now())
+            loaded[spec["controller"]["id"]] = load_controller(ledger, spec, clock.now(),
+                                                             people)
         ledger.flush()
         report = verify_source(LogSource(ledger.log), [ledger.verifier_key], ledger.verifier)
         checkpoints = {c: cp.note for c in ledger.log.controllers()

@@ -358,6 +358,8 @@ def report(
     import sys
 
     from ledger.config import Config
+    from ledger.keystore import open_keystore
+    from ledger.personal import with_personal_data
     from ledger.sequencer import CheckpointSigner
     from ledger.signing import load_private_key
     from projections import queries
@@ -389,12 +391,19 @@ def report(
             key = CheckpointSigner(load_private_key(cfg.log_key_file),
                                    cfg.log_key_name).verifier_key
             cp = checkpoint_doc(log.latest_checkpoint(controller), key)
+            try:
+                doc = queries.report(rm, controller, start=start, end=end, checkpoint=cp)
+            except queries.UnknownControllerError:
+                _fail(f"unknown controller: {controller}")
+            # what the sealed personal data of each case are now: kept or erased (never
+            # the plaintext; ledger/personal.py)
+            keys = open_keystore(cfg)
+            try:
+                with_personal_data(doc, log, keys)
+            finally:
+                keys.close()
         finally:
             log.close()
-        try:
-            doc = queries.report(rm, controller, start=start, end=end, checkpoint=cp)
-        except queries.UnknownControllerError:
-            _fail(f"unknown controller: {controller}")
     finally:
         rm.close()
     body = render(doc, format)

@@ -27,6 +27,7 @@ from api.routes.read import ERRORS, catching_up, parse_time, time_query
 from ledger.bundle import BundleError, save_bundle
 from ledger.bundle_check import evidence_ids
 from ledger.clock import format_rfc3339
+from ledger.personal import with_personal_data
 from ledger.service import Ledger
 
 router = APIRouter(tags=["evidence"], responses=ERRORS)
@@ -83,8 +84,9 @@ def report_members(ledger: Ledger, read_side: ReadSide | None, controller: str, 
         # still behind the log (``NotCaughtUp``: 503 + Retry-After).
         read_side.ensure_caught_up(controller)
         # the report counts the bundle's period, and its ``period`` key says so
-        doc = read_side.call("report", controller, clock=read_side.clock, start=start,
-                             end=end)
+        doc = with_personal_data(read_side.call("report", controller, clock=read_side.clock,
+                                                start=start, end=end),
+                                 ledger.log, ledger.keys)
         body, page = orjson.dumps(doc, option=orjson.OPT_INDENT_2), to_html(doc).encode()
     else:
         doc = log_summary(ledger, controller, start, end)

@@ -27,6 +27,7 @@ from api.schemas import ControllerInfo, ControllerList, Error, EventPage, Page
 from ledger.clock import MAX_YEAR, MIN_YEAR, parse_rfc3339
 from ledger.encoding import EncodingError, b64, b64url, unb64url
 from ledger.log.base import StoredEvent
+from ledger.personal import case_states, event_view
 from ledger.schemas import default_schemas
 from ledger.service import Ledger
 
@@ -254,6 +255,30 @@ async def list_events(
     return raw_json(body)
 
 
+@router.get(
+    "/v1/controllers/{controller}/events/{event_id}/sealed",
+    response_model=dict[str, Any],
+    summary="The personal data an event keeps sealed: opened for an admin only",
+    description=(
+        "`state`: `absent` (the event keeps no personal data), `sealed` (kept; `fields`, "
+        "the plaintext, only for an admin key — an auditor is told that the data exist, "
+        "not what they say), `erased` (the subject's keys were destroyed: `erased_at`, "
+        "`fields` for nobody), `unreadable` (the key store has no such key or it does not "
+        "open). Decrypted when asked; no read model holds the plaintext."
+    ),
+)
+async def get_sealed(
+    controller: VisibleController, key: Reader, ledger: LedgerDep,
+    event_id: Annotated[str, Path(max_length=128)],
+) -> dict[str, Any]:
+    ev = ledger.log.lookup(controller, [event_id]).get(event_id)
+    if ev is None:
+        raise not_found(f"event {event_id}")
+    env = ev.envelope()
+    return {"event_id": event_id, "type": ev.type, "subject": env.get("subject"),
+            **event_view(ledger.keys, env, key)}
+
+
 # -- read models (projections) ---------------------------------------------------------------
 
 
@@ -336,19 +361,25 @@ def get_transfers(controller: VisibleController, read_side: ReadSideDep,
 @router.get("/v1/controllers/{controller}/rights-requests", response_model=Page,
             summary="Data-subject rights requests with their deadlines")
 def get_rights_requests(controller: VisibleController, read_side: ReadSideDep,
-                        clock: ClockDep, status: Filter = None, subject: Filter = None,
-                        limit: Limit = 100, cursor: Cursor = None) -> Any:
+                        ledger: LedgerDep, clock: ClockDep, status: Filter = None,
+                        subject: Filter = None, limit: Limit = 100,
+                        cursor: Cursor = None) -> Any:
     items = read_model(read_side, "rights_requests", controller, status=status,
                        subject=subject, clock=clock)
-    return paged(items, limit, cursor)
+    page = paged(items, limit, cursor)
+    page["items"] = case_states(ledger.log, ledger.keys, controller, page["items"])
+    return page
 
 
 @router.get("/v1/controllers/{controller}/breaches", response_model=Page,
             summary="Breach register (Art. 33(5))")
-def get_breaches(controller: VisibleController, read_side: ReadSideDep, clock: ClockDep,
-                 status: Filter = None, limit: Limit = 100, cursor: Cursor = None) -> Any:
+def get_breaches(controller: VisibleController, read_side: ReadSideDep, ledger: LedgerDep,
+                 clock: ClockDep, status: Filter = None, limit: Limit = 100,
+                 cursor: Cursor = None) -> Any:
     items = read_model(read_side, "breaches", controller, status=status, clock=clock)
-    return paged(items, limit, cursor)
+    page = paged(items, limit, cursor)
+    page["items"] = case_states(ledger.log, ledger.keys, controller, page["items"])
+    return page
 
 
 @router.get("/v1/controllers/{controller}/findings", response_model=Page,

@@ -19,6 +19,7 @@ from api.readside import NotCaughtUp, ReadSide
 from api.routes.proofs import latest_covering
 from api.routes.read import ERRORS, catching_up, parse_time, read_model, time_query
 from ledger.clock import Clock
+from ledger.personal import with_personal_data
 from ledger.service import Ledger
 
 router = APIRouter(tags=["read"], responses=ERRORS)
@@ -40,7 +41,7 @@ def make_report(ledger: Ledger, lock: Any, read_side: ReadSide | None, controlle
                         ) if size else None
     doc = read_model(read_side, "report", controller, clock=clock, start=start, end=end,
                      checkpoint=cp)
-    return render(doc, fmt)
+    return render(with_personal_data(doc, ledger.log, ledger.keys), fmt)
 
 
 @router.get(

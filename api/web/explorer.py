@@ -20,8 +20,10 @@ from api.routes import proofs
 from api.routes.read import decode_cursor, encode_cursor, expand_types, page_events
 from api.web.pages import context
 from api.web.render import render
-from api.web.session import ViewedController, not_found
+from api.web.session import SignedIn, ViewedController, not_found
+from ledger.personal import event_view
 from ledger.schemas import default_schemas
+from ledger.sealing import view
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
@@ -50,6 +52,8 @@ def events_page(
         return render(request, "error.html", status=exc.status, **ctx,
                       title="Cannot list these events", detail=exc.detail)
     events = [orjson.loads(r) for r in rows]
+    for e in events:  # the state of its sealed personal data, never the plaintext here
+        e["personal"] = view(e, ledger.keys)
     return render(request, "events.html", **ctx, title="Events", events=events,
                   type=type, types=sorted(default_schemas().types),
                   next_cursor=encode_cursor(last) if last is not None else None,
@@ -57,7 +61,7 @@ def events_page(
 
 
 @router.get("/c/{controller}/events/{event_id}", response_class=HTMLResponse)
-async def event_page(request: Request, controller: ViewedController,
+async def event_page(request: Request, controller: ViewedController, key: SignedIn,
                      event_id: Annotated[str, Path(max_length=100)]) -> HTMLResponse:
     ctx = context(request, controller)
     ledger = request.app.state.ledger
@@ -70,5 +74,6 @@ async def event_page(request: Request, controller: ViewedController,
     check = {**proof, "log_key": cp["log_key"], "origin": cp["origin"]}
     return render(request, "event.html", **ctx, title=f"Event {event_id}", ev=ev,
                   envelope=envelope, proof=proof,
+                  personal=event_view(ledger.keys, envelope, key),
                   envelope_json=data_json(envelope), proof_json=data_json(check),
                   pretty=orjson.dumps(envelope, option=orjson.OPT_INDENT_2).decode())

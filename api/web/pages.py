@@ -18,6 +18,7 @@ from api.errors import ApiError
 from api.routes.read import controller_info, read_model
 from api.web.render import render
 from api.web.session import PageError, SignedIn, ViewedController
+from ledger.personal import case_states
 
 router = APIRouter(include_in_schema=False)
 
@@ -127,6 +128,8 @@ def findings_page(request: Request, controller: ViewedController) -> HTMLRespons
 def rights_page(request: Request, controller: ViewedController) -> HTMLResponse:
     ctx = context(request, controller)
     items = model(request, "rights_requests", controller, clock=request.app.state.clock)
+    ledger = request.app.state.ledger
+    items = case_states(ledger.log, ledger.keys, controller, items)
     return render(request, "rights.html", **ctx, title="Rights requests", items=items)
 
 
@@ -158,6 +161,8 @@ def timeline(b: dict[str, Any]) -> list[dict[str, Any]]:
 def breaches_page(request: Request, controller: ViewedController) -> HTMLResponse:
     ctx = context(request, controller)
     items = model(request, "breaches", controller, clock=request.app.state.clock)
+    ledger = request.app.state.ledger
+    items = case_states(ledger.log, ledger.keys, controller, items)
     for b in items:
         b["timeline"] = timeline(b)
         b["clock_running"] = (b.get("authority_due") is not None and not b.get("notified_at")

@@ -170,10 +170,19 @@ def retention(value: Any) -> str:
     return "; ".join(parts) if parts else MISSING
 
 
+def personal(pd: dict[str, Any] | None, tz: str = "UTC") -> str:
+    """A case's or event's sealed personal data as the report says it (``sealed (kept)``,
+    ``erased <when>``, ``none kept``): one wording for pages and report."""
+    from projections.report.text import personal_data
+
+    return personal_data(pd, tz)
+
+
 env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(),
                   trim_blocks=True, lstrip_blocks=True)
 env.filters.update(when=when, text=text, humanize=humanize, duration=duration,
-                   retention=retention, threshold=threshold, times_in=times_in)
+                   retention=retention, threshold=threshold, times_in=times_in,
+                   personal=personal)
 env.globals.update(MISSING=MISSING, hours_left=hours_left)
 
 

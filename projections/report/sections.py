@@ -189,13 +189,14 @@ def rights(doc: dict[str, Any]) -> list[Section]:
     by_id = {r["request_id"]: r for r in doc["rights_requests"]}
     reqs = Section("Rights requests", "Rights requests",
                    ["Request", "Right", "Status", "Received", "Answered", "Days", "Due",
-                    "Extended due", "Binding due", "On time", "Extended"],
+                    "Extended due", "Binding due", "On time", "Extended", "Personal data"],
                    [[q["request_id"], t.value(q["right"]), t.value(q["status"]),
                      t.when(q["received_at"], tz), t.when(q["closed_at"], tz, "not answered"),
                      t.value(q["days_to_answer"], ""), t.value(by_id[q["request_id"]]["due"]),
                      t.value(by_id[q["request_id"]]["extended_due"]),
                      t.value(by_id[q["request_id"]]["binding_due"]),
-                     t.value(q["on_time"], ""), t.value(q["extended"])]
+                     t.value(q["on_time"], ""), t.value(q["extended"]),
+                     t.personal_data(by_id[q["request_id"]].get("personal_data"), tz)]
                     for q in tl["requests"]])
     return [summary_, reqs]
 
@@ -210,12 +211,13 @@ def breaches(doc: dict[str, Any]) -> Section:
              t.when(b["communicated_at"], tz, "not communicated"),
              t.when(b["authority_due"], tz, ""), t.hours_left(b["hours_left"]),
              t.obligations(views[b["breach_id"]].get("obligations")
-                           if b.get("risk") else None)]
+                           if b.get("risk") else None),
+             t.personal_data(views[b["breach_id"]].get("personal_data"), tz)]
             for b in doc["breach_timelines"]]
     return Section("Breach register (Art. 33(5))", "Breaches",
                    ["Breach", "Status", "Risk", "Detected", "Aware", "Assessed",
                     "Authority notified", "Subjects told", "Authority due (72 h)", "Clock",
-                    "Duties"], rows,
+                    "Duties", "Personal data"], rows,
                    "Each breach's timeline; the 72-hour clock runs from awareness.",
                    charts.breach_timelines_svg)
 

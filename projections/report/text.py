@@ -73,3 +73,19 @@ def obligations(o: dict[str, Any] | None) -> str:
 
 def risk(r: str | None) -> str:
     return NOT_ASSESSED if not r else str(r)
+
+
+def personal_data(pd: dict[str, Any] | None, tz: str) -> str:
+    """A case's sealed personal data (``ledger.personal``): ``sealed (kept)``, ``erased
+    <when>``, ``none kept`` — never what they say. A report made without the key store
+    (no ``personal_data``) says so rather than guessing."""
+    if not pd:
+        return "not checked"
+    state = pd.get("state")
+    if state == "sealed":
+        return "sealed (kept)"
+    if state == "erased":
+        return f"erased {when(pd.get('erased_at'), tz)}"
+    if state == "absent":
+        return "none kept"
+    return "unreadable (key store damaged)"
