@@ -24,7 +24,6 @@ from ledger.clock import Clock, SystemClock, format_rfc3339
 from ledger.config import Config
 from ledger.demo_people import People, Person
 from ledger.envelope import complete, pseudonym
-from ledger.keystore import apply_erasure
 from ledger.paths import EXAMPLES
 from ledger.sealing import seal_envelope
 from ledger.service import Ledger, init_data_dir
@@ -309,13 +308,7 @@ def load_controller(ledger: Ledger, spec: dict[str, Any], now: datetime,
     bad = [r.to_dict() for r in results if r.status == "rejected"]
     if bad:
         raise RuntimeError(f"demo event rejected: {bad[0]}")
-    # Storing a subject.erased destroys the subject's keys (ingest does it; applying the
-    # stored event again is a no-op, so the demo does not depend on which path ran).
-    erased = [e["event_id"] for e in batch if e["type"] == "subject.erased"]
-    if erased:
-        ledger.flush()
-        for ev in ledger.log.lookup(cid, erased).values():
-            apply_erasure(ledger.keys, ev)
+    # Storing the subject.erased destroyed the subject's keys (ingest does it).
     return len(results)
 
 
