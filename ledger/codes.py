@@ -22,6 +22,15 @@ class Code(StrEnum):
     SEALED_INVALID = "sealed_invalid"
 
 
+class CodedError(Exception):
+    """An error with a stable ``code`` (clients and the CLI branch on it) and a one-line
+    ``detail``; ``str()`` is ``"code: detail"``, what the CLI prints after ``error:``."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail = code, detail
+
+
 MAX_EVENT_BYTES = 64 * 1024
 #: The stored event (its canonical bytes with ``sig``) is also a C2SP tlog-tiles entry,
 #: whose length prefix is a uint16: at most 65,535 bytes.

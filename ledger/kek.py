@@ -28,6 +28,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ledger.codes import CodedError
 from ledger.config import Config
 from ledger.encoding import b64url
 
@@ -36,14 +37,10 @@ KEK_BYTES = 32
 COMMAND_TIMEOUT_S = 30
 
 
-class KekError(Exception):
+class KekError(CodedError):
     """The KEK is missing, malformed, or not the one the key store was wrapped with.
 
     ``code`` is stable: ``kek_missing``, ``kek_invalid``, ``kek_mismatch``."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code, self.detail = code, detail
 
 
 def kek_file(cfg: Config) -> Path:

@@ -39,6 +39,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.clock import Clock, SystemClock, format_rfc3339, parse_rfc3339
+from ledger.codes import CodedError
 from ledger.config import Config
 from ledger.encoding import b64url
 from ledger.kek import (
@@ -94,13 +95,9 @@ SCHEMA = (
 )
 
 
-class KeyStoreError(Exception):
+class KeyStoreError(CodedError):
     """``code`` is stable: ``kek_mismatch`` (via KekError), ``backup_unsupported``,
     ``key_unwrap_failed`` (a wrapped key that does not open under the KEK: tampering)."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code, self.detail = code, detail
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import orjson
 
 from ledger import paths
 from ledger.clock import date_problem, time_problem
+from ledger.codes import CodedError
 from ledger.strictjson import DEPTH_DETAIL, MAX_DEPTH
 
 __all__ = ["SchemaError", "Schemas", "default_schemas"]
@@ -25,17 +26,12 @@ __all__ = ["SchemaError", "Schemas", "default_schemas"]
 _MAX_DETAIL = 300
 
 
-class SchemaError(Exception):
+class SchemaError(CodedError):
     """An envelope was rejected by its schemas.
 
     ``code`` is ``"schema_violation"`` or ``"unknown_type"``; ``detail`` names the field and
     the rule, e.g. ``data.risk: "medium" is not one of "unlikely", "risk" or "high"``.
     """
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
 
 
 # "date-time" and "date" mean the ledger's one definition of a valid time

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from ledger.codes import CodedError
 from ledger.keystore import SubjectKeys
 from ledger.log.base import Log, StoredEvent
 
@@ -27,12 +28,8 @@ RIGHTS_TYPES = ("rights_request.received", "rights_request.refused",
                 "rights_request.withdrawn")
 
 
-class SubjectError(Exception):
+class SubjectError(CodedError):
     """``code`` is stable (see the module docstring); ``detail`` says why, in one line."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code, self.detail = code, detail
 
 
 @dataclass(frozen=True, slots=True)
