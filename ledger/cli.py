@@ -244,8 +244,10 @@ def _read_events(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 @guarded
 def emit(
     events_file: Annotated[Path, typer.Argument(metavar="EVENTS.jsonl", help="'-' for stdin.")],
-    key: Annotated[Path, typer.Option(help="Producer private key (PEM).")],
-    producer: Annotated[str, typer.Option(help="Producer id.")],
+    key: Annotated[Path | None, typer.Option(
+        help="Producer private key (PEM): signs the lines that have no sig.")] = None,
+    producer: Annotated[str | None, typer.Option(
+        help="Producer id, for the lines that have no producer.")] = None,
     url: Annotated[str | None, typer.Option(help="Ledger API base URL.")] = None,
     api_key: Annotated[str | None, typer.Option(help="Producer API key (with --url).")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Ledger data dir.")] = None,
@@ -256,6 +258,11 @@ def emit(
     json: JsonOpt = True,
 ) -> None:
     """Sign and send events; prints one result line per event.
+
+    A line that already has ``sig`` is sent exactly as given (a wrong signature is the
+    ledger's ``bad_signature``, never fixed here); a line without one gets ``spec``,
+    ``event_id``, ``producer`` and ``occurred_at`` where it lacks them and is signed with
+    ``--key`` (docs/producers.md).
 
     Exit 0: all taken (accepted or duplicate). Exit 1: an event was rejected, or the server
     failed or could not be reached (after the retries). Exit 2: bad input: flags, files,
@@ -277,7 +284,7 @@ def emit(
         raise CliError("--batch must be between 1 and 1000")
     if retries < 0:
         raise CliError("--retries must be >= 0")
-    signing_key = load_private_key(key)
+    signing_key = load_private_key(key) if key is not None else None
     # stamina logs each scheduled retry as a bare "stamina.retry_scheduled" warning on
     # stderr; the one error line at the end says how many attempts were made.
     logging.getLogger("stamina").setLevel(logging.ERROR)
@@ -299,8 +306,13 @@ def emit(
                 progress.advance(task, len(pending))
                 pending.clear()
 
-            for _, doc in _read_events(events_file):
-                pending.append(complete(doc, signing_key, producer))
+            for lineno, doc in _read_events(events_file):
+                if "sig" not in doc:
+                    if signing_key is None or producer is None:
+                        raise CliError(f"{events_file}:{lineno}: no sig: --key and "
+                                       "--producer are needed to sign it")
+                    doc = complete(doc, signing_key, producer)
+                pending.append(doc)
                 if len(pending) >= batch:
                     send()
             if pending:
