@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 controller_app = typer.Typer(help="Register controllers (tenants).", no_args_is_help=True)
 producer_app = typer.Typer(help="Register and revoke producers.", no_args_is_help=True)
-apikey_app = typer.Typer(help="Create API keys.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(controller_app, name="controller")
 app.add_typer(producer_app, name="producer")
 app.add_typer(apikey_app, name="apikey")
@@ -221,6 +221,49 @@ def apikey_create(
         store.close()
     out({"api_key": token, "key_id": key.key_id, "role": role,
          "controllers": list(key.controllers)}, json, token)
+
+
+@apikey_app.command("list")
+@guarded
+def apikey_list(data: DataOpt, json: JsonOpt = False) -> None:
+    """Every API key: id, role, controllers, created, revoked (never a token or hash)."""
+    from ledger.apikeys import ApiKeyStore
+    from ledger.config import Config
+
+    store = ApiKeyStore(Config.load(data).auth_db)
+    try:
+        records = store.list()
+    finally:
+        store.close()
+    if json:
+        out([r.to_dict() for r in records], True)
+        return
+    for r in records:
+        state = f"revoked {r.revoked_at or ''}".strip() if r.revoked else "active"
+        typer.echo(f"{r.key_id}  {r.role:<8}  {','.join(r.controllers) or '*':<24}  "
+                   f"created {r.created_at}  {state}")
+
+
+@apikey_app.command("revoke")
+@guarded
+def apikey_revoke(
+    data: DataOpt,
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="From apikey list.")],
+    json: JsonOpt = False,
+) -> None:
+    """Revoke an API key: refused (401) from the next request on, also by a running serve."""
+    from ledger.apikeys import ApiKeyStore
+    from ledger.config import Config
+
+    store = ApiKeyStore(Config.load(data).auth_db)
+    try:
+        if not store.revoke(key_id):
+            raise CliError(f"no API key {key_id!r} (see auditledger apikey list)")
+        record = store.record(key_id)
+    finally:
+        store.close()
+    assert record is not None
+    out(record.to_dict(), json, f"revoked {key_id} at {record.revoked_at}")
 
 
 # -- emit --------------------------------------------------------------------------------
