@@ -19,7 +19,18 @@ from api import errors, web
 from api.auth import Authenticator
 from api.metrics import Metrics
 from api.readside import open_read_side
-from api.routes import alerts, evidence, ingest, ops, proofs, read, report, tlog, webhooks
+from api.routes import (
+    alerts,
+    catalogue,
+    evidence,
+    ingest,
+    ops,
+    proofs,
+    read,
+    report,
+    tlog,
+    webhooks,
+)
 from ledger.apikeys import ApiKeyStore
 from ledger.clock import Clock
 from ledger.schemas import default_schemas
@@ -174,7 +185,8 @@ def create_app(
     app.state.alert_queue_length = app.state.alerts.queue_length
 
     errors.install(app)
-    for module in (ingest, read, proofs, tlog, evidence, report, ops, alerts, webhooks):
+    for module in (ingest, read, proofs, tlog, evidence, report, ops, alerts, webhooks,
+                   catalogue):
         app.include_router(module.router)
 
     web.install(app)  # auditor pages, /docs, /redoc, /static (docs/web.md)

@@ -35,6 +35,9 @@ apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_he
 app.add_typer(controller_app, name="controller")
 app.add_typer(producer_app, name="producer")
 app.add_typer(apikey_app, name="apikey")
+schema_app = typer.Typer(help="The event catalogue: types and their JSON Schemas.",
+                         no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Ledger data directory.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -264,6 +267,44 @@ def apikey_revoke(
         store.close()
     assert record is not None
     out(record.to_dict(), json, f"revoked {key_id} at {record.revoked_at}")
+
+
+# -- schema ----------------------------------------------------------------------------
+
+
+@schema_app.command("list")
+@guarded
+def schema_list(json: JsonOpt = False) -> None:
+    """Every event type: description and required data fields (GET /v1/schemas)."""
+    from ledger.schemas import default_schemas
+
+    entries = default_schemas().catalogue()
+    if json:
+        out(entries, True)
+        return
+    for e in entries:
+        typer.echo(f"{e['type']}\n    {e['description']}\n    required in data: "
+                   f"{', '.join(e['required']) or '(nothing)'}")
+
+
+@schema_app.command("show")
+@guarded
+def schema_show(
+    type_name: Annotated[str, typer.Argument(metavar="TYPE",
+                                             help="An event type, or 'envelope'.")],
+    json: JsonOpt = False,
+) -> None:
+    """The JSON Schema of TYPE's data (GET /v1/schemas/TYPE), indented."""
+    from ledger.schemas import default_schemas
+
+    schemas = default_schemas()
+    if type_name == "envelope":
+        doc = schemas.envelope_schema
+    elif type_name in schemas.types:
+        doc = schemas.schema_for(type_name)
+    else:
+        raise CliError(schemas.unknown_type_detail(type_name))
+    typer.echo(orjson.dumps(doc, option=0 if json else orjson.OPT_INDENT_2).decode())
 
 
 # -- emit --------------------------------------------------------------------------------
