@@ -339,6 +339,9 @@ def emit(
     retries: Annotated[int, typer.Option(
         help="With --url: retries of a batch on a connection failure, 5xx or 429, with "
         "backoff from 0.2 s doubling to 10 s, plus 0-1 s of jitter (8: 33-39 s in all).")] = 8,
+    timeout: Annotated[float, typer.Option(
+        help="With --url: seconds to wait for each answer before it counts as failed.")
+    ] = 60.0,
     json: JsonOpt = True,
 ) -> None:
     """Sign and send events; prints one result line per event.
@@ -372,7 +375,9 @@ def emit(
     # stamina logs each scheduled retry as a bare "stamina.retry_scheduled" warning on
     # stderr; the one error line at the end says how many attempts were made.
     logging.getLogger("stamina").setLevel(logging.ERROR)
-    client: Any = (Client(url, api_key or "", retries=retries) if url
+    if timeout <= 0:
+        raise CliError("--timeout must be > 0")
+    client: Any = (Client(url, api_key or "", retries=retries, timeout=timeout) if url
                    else DirectClient(data))  # type: ignore[arg-type]
     rejected = 0
     try:
@@ -431,6 +436,8 @@ def verify(
         help="Witness cosigner verifier key (repeat).")] = None,
     quorum: Annotated[int, typer.Option(
         help="Valid cosignatures required from the --witness keys.")] = 0,
+    timeout: Annotated[float, typer.Option(
+        help="With --url: seconds to wait for each answer.")] = 30.0,
     checkpoint: Annotated[
         list[Path] | None,
         typer.Option(help="A signed checkpoint note you already hold (file); the bundle "
@@ -442,7 +449,10 @@ def verify(
     exit 0 only if everything verifies."""
     live = _audit_options(target, url, api_key, controller, witness or [], quorum)
     if live:
-        _audit_live(url, api_key, controller, state, log_key, witness or [], quorum, json)
+        if timeout <= 0:
+            raise CliError("--timeout must be > 0")
+        _audit_live(url, api_key, controller, state, log_key, witness or [], quorum, json,
+                    timeout)
         return
     from ledger.verify import open_target, verify_source
 
@@ -518,14 +528,14 @@ def _warn(message: str) -> None:
 
 def _audit_live(url: Any, api_key: Any, controller: Any, state: Path | None,
                 log_key: list[str] | None, witnesses: list[str], quorum: int,
-                as_json: bool) -> None:
+                as_json: bool, timeout: float = 30.0) -> None:
     """``verify --url``: exit 1 on a fork, rollback or bad signature, 2 when the audit
     could not be made; one line either way (docs/witnesses.md)."""
     from ledger.auditor import AuditFailed, AuditUnavailable, audit_url
 
     try:
         doc = audit_url(url, api_key, controller, _auditor_state(state), log_keys=log_key,
-                        witnesses=witnesses, quorum=quorum, warn=_warn)
+                        witnesses=witnesses, quorum=quorum, timeout=timeout, warn=_warn)
     except AuditUnavailable as exc:
         fail(str(exc))
     except AuditFailed as exc:
