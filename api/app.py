@@ -22,6 +22,7 @@ from api.metrics import Metrics
 from api.readside import open_read_side
 from api.routes import (
     alerts,
+    catalogue,
     evidence,
     ingest,
     ops,
@@ -190,7 +191,7 @@ def create_app(
 
     errors.install(app)
     for module in (ingest, read, proofs, tlog, evidence, report, ops, alerts, webhooks,
-                   subjects):
+                   subjects, catalogue):
         app.include_router(module.router)
 
     ingest_route = next(r for r in ingest.router.routes

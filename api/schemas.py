@@ -199,3 +199,21 @@ class Ready(BaseModel):
     witnesses: list[WitnessState] = Field(
         default_factory=list, description="Reported, not judged: a witness outage does "
         "not make the ledger unready (cosigning catches up when it answers again).")
+
+
+class SchemaEntry(BaseModel):
+    """One event type of the catalogue."""
+
+    type: str = Field(description="The envelope's `type`, e.g. `consent.given`.")
+    description: str = Field(description="What the event records.")
+    required: list[str] = Field(description="Fields `data` must have.")
+    source: str | None = Field(None, description="The law it records (articles cited).")
+    schema_url: str = Field(description="Its JSON Schema: `GET /v1/schemas/{type}`.")
+
+
+class Catalogue(BaseModel):
+    """`GET /v1/schemas`: every event type the ledger takes."""
+
+    spec: str = Field(description="The envelope's `spec`, `auditledger/1`.")
+    envelope_url: str = Field(description="The envelope's JSON Schema.")
+    types: list[SchemaEntry]

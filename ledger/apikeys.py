@@ -24,9 +24,27 @@ CREATE TABLE IF NOT EXISTS api_keys (
     role        TEXT NOT NULL,
     controllers TEXT NOT NULL,  -- comma-separated; empty = all (admin only)
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    revoked     INTEGER NOT NULL DEFAULT 0
+    revoked     INTEGER NOT NULL DEFAULT 0,
+    revoked_at  TEXT
 );
 """
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What ``apikey list`` shows of a key: never its token or hash."""
+
+    key_id: str
+    role: str
+    controllers: tuple[str, ...]
+    created_at: str
+    revoked: bool
+    revoked_at: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"key_id": self.key_id, "role": self.role,
+                "controllers": list(self.controllers), "created_at": self.created_at,
+                "revoked": self.revoked, "revoked_at": self.revoked_at}
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,9 @@ class ApiKeyStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(api_keys)")}
+        if "revoked_at" not in columns:  # a store made before keys had a revocation time
+            self._db.execute("ALTER TABLE api_keys ADD COLUMN revoked_at TEXT")
 
     def create(self, role: str, controllers: tuple[str, ...] = ()) -> tuple[str, ApiKey]:
         if role not in ROLES:
@@ -83,8 +104,26 @@ class ApiKeyStore:
         return row is not None
 
     def revoke(self, key_id: str) -> bool:
-        cur = self._db.execute("UPDATE api_keys SET revoked=1 WHERE key_id=?", (key_id,))
+        """Revoke ``key_id``; True if it exists (revoked now or before). Takes effect at
+        the next request, in every process: ``authenticate`` reads the table each time
+        (no cache), and a web session checks ``active`` on every page."""
+        cur = self._db.execute(
+            "UPDATE api_keys SET revoked=1, revoked_at=COALESCE(revoked_at, "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) WHERE key_id=?", (key_id,))
         return cur.rowcount == 1
+
+    def record(self, key_id: str) -> KeyRecord | None:
+        found = [r for r in self.list() if r.key_id == key_id]
+        return found[0] if found else None
+
+    def list(self) -> list[KeyRecord]:
+        """Every key, oldest first, revoked ones included (an auditor asks who had
+        access, not only who has it now)."""
+        rows = self._db.execute(
+            "SELECT key_id, role, controllers, created_at, revoked, revoked_at "
+            "FROM api_keys ORDER BY created_at, key_id").fetchall()
+        return [KeyRecord(r[0], r[1], tuple(c for c in r[2].split(",") if c), r[3],
+                          bool(r[4]), r[5]) for r in rows]
 
     def close(self) -> None:
         self._db.close()

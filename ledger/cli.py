@@ -31,10 +31,13 @@ app = typer.Typer(
 )
 controller_app = typer.Typer(help="Register controllers (tenants).", no_args_is_help=True)
 producer_app = typer.Typer(help="Register and revoke producers.", no_args_is_help=True)
-apikey_app = typer.Typer(help="Create API keys.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(controller_app, name="controller")
 app.add_typer(producer_app, name="producer")
 app.add_typer(apikey_app, name="apikey")
+schema_app = typer.Typer(help="The event catalogue: types and their JSON Schemas.",
+                         no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Ledger data directory.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -241,6 +244,87 @@ def apikey_create(
          "controllers": list(key.controllers)}, json, token)
 
 
+@apikey_app.command("list")
+@guarded
+def apikey_list(data: DataOpt, json: JsonOpt = False) -> None:
+    """Every API key: id, role, controllers, created, revoked (never a token or hash)."""
+    from ledger.apikeys import ApiKeyStore
+    from ledger.config import Config
+
+    store = ApiKeyStore(Config.load(data).auth_db)
+    try:
+        records = store.list()
+    finally:
+        store.close()
+    if json:
+        out([r.to_dict() for r in records], True)
+        return
+    for r in records:
+        state = f"revoked {r.revoked_at or ''}".strip() if r.revoked else "active"
+        typer.echo(f"{r.key_id}  {r.role:<8}  {','.join(r.controllers) or '*':<24}  "
+                   f"created {r.created_at}  {state}")
+
+
+@apikey_app.command("revoke")
+@guarded
+def apikey_revoke(
+    data: DataOpt,
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="From apikey list.")],
+    json: JsonOpt = False,
+) -> None:
+    """Revoke an API key: refused (401) from the next request on, also by a running serve."""
+    from ledger.apikeys import ApiKeyStore
+    from ledger.config import Config
+
+    store = ApiKeyStore(Config.load(data).auth_db)
+    try:
+        if not store.revoke(key_id):
+            raise CliError(f"no API key {key_id!r} (see auditledger apikey list)")
+        record = store.record(key_id)
+    finally:
+        store.close()
+    assert record is not None
+    out(record.to_dict(), json, f"revoked {key_id} at {record.revoked_at}")
+
+
+# -- schema ----------------------------------------------------------------------------
+
+
+@schema_app.command("list")
+@guarded
+def schema_list(json: JsonOpt = False) -> None:
+    """Every event type: description and required data fields (GET /v1/schemas)."""
+    from ledger.schemas import default_schemas
+
+    entries = default_schemas().catalogue()
+    if json:
+        out(entries, True)
+        return
+    for e in entries:
+        typer.echo(f"{e['type']}\n    {e['description']}\n    required in data: "
+                   f"{', '.join(e['required']) or '(nothing)'}")
+
+
+@schema_app.command("show")
+@guarded
+def schema_show(
+    type_name: Annotated[str, typer.Argument(metavar="TYPE",
+                                             help="An event type, or 'envelope'.")],
+    json: JsonOpt = False,
+) -> None:
+    """The JSON Schema of TYPE's data (GET /v1/schemas/TYPE), indented."""
+    from ledger.schemas import default_schemas
+
+    schemas = default_schemas()
+    if type_name == "envelope":
+        doc = schemas.envelope_schema
+    elif type_name in schemas.types:
+        doc = schemas.schema_for(type_name)
+    else:
+        raise CliError(schemas.unknown_type_detail(type_name))
+    typer.echo(orjson.dumps(doc, option=0 if json else orjson.OPT_INDENT_2).decode())
+
+
 # -- emit --------------------------------------------------------------------------------
 
 
@@ -262,8 +346,10 @@ def _read_events(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 @guarded
 def emit(
     events_file: Annotated[Path, typer.Argument(metavar="EVENTS.jsonl", help="'-' for stdin.")],
-    key: Annotated[Path, typer.Option(help="Producer private key (PEM).")],
-    producer: Annotated[str, typer.Option(help="Producer id.")],
+    key: Annotated[Path | None, typer.Option(
+        help="Producer private key (PEM): signs the lines that have no sig.")] = None,
+    producer: Annotated[str | None, typer.Option(
+        help="Producer id, for the lines that have no producer.")] = None,
     url: Annotated[str | None, typer.Option(help="Ledger API base URL.")] = None,
     api_key: Annotated[str | None, typer.Option(help="Producer API key (with --url).")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Ledger data dir.")] = None,
@@ -271,9 +357,17 @@ def emit(
     retries: Annotated[int, typer.Option(
         help="With --url: retries of a batch on a connection failure, 5xx or 429, with "
         "backoff from 0.2 s doubling to 10 s, plus 0-1 s of jitter (8: 33-39 s in all).")] = 8,
+    timeout: Annotated[float, typer.Option(
+        help="With --url: seconds to wait for each answer before it counts as failed.")
+    ] = 60.0,
     json: JsonOpt = True,
 ) -> None:
     """Sign and send events; prints one result line per event.
+
+    A line that already has ``sig`` is sent exactly as given (a wrong signature is the
+    ledger's ``bad_signature``, never fixed here); a line without one gets ``spec``,
+    ``event_id``, ``producer`` and ``occurred_at`` where it lacks them and is signed with
+    ``--key`` (docs/producers.md).
 
     Exit 0: all taken (accepted or duplicate). Exit 1: an event was rejected, or the server
     failed or could not be reached (after the retries). Exit 2: bad input: flags, files,
@@ -295,11 +389,13 @@ def emit(
         raise CliError("--batch must be between 1 and 1000")
     if retries < 0:
         raise CliError("--retries must be >= 0")
-    signing_key = load_private_key(key)
+    signing_key = load_private_key(key) if key is not None else None
     # stamina logs each scheduled retry as a bare "stamina.retry_scheduled" warning on
     # stderr; the one error line at the end says how many attempts were made.
     logging.getLogger("stamina").setLevel(logging.ERROR)
-    client: Any = (Client(url, api_key or "", retries=retries) if url
+    if timeout <= 0:
+        raise CliError("--timeout must be > 0")
+    client: Any = (Client(url, api_key or "", retries=retries, timeout=timeout) if url
                    else DirectClient(data))  # type: ignore[arg-type]
     rejected = 0
     try:
@@ -317,8 +413,13 @@ def emit(
                 progress.advance(task, len(pending))
                 pending.clear()
 
-            for _, doc in _read_events(events_file):
-                pending.append(complete(doc, signing_key, producer))
+            for lineno, doc in _read_events(events_file):
+                if "sig" not in doc:
+                    if signing_key is None or producer is None:
+                        raise CliError(f"{events_file}:{lineno}: no sig: --key and "
+                                       "--producer are needed to sign it")
+                    doc = complete(doc, signing_key, producer)
+                pending.append(doc)
                 if len(pending) >= batch:
                     send()
             if pending:
@@ -353,6 +454,8 @@ def verify(
         help="Witness cosigner verifier key (repeat).")] = None,
     quorum: Annotated[int, typer.Option(
         help="Valid cosignatures required from the --witness keys.")] = 0,
+    timeout: Annotated[float, typer.Option(
+        help="With --url: seconds to wait for each answer.")] = 30.0,
     checkpoint: Annotated[
         list[Path] | None,
         typer.Option(help="A signed checkpoint note you already hold (file); the bundle "
@@ -364,7 +467,10 @@ def verify(
     exit 0 only if everything verifies."""
     live = _audit_options(target, url, api_key, controller, witness or [], quorum)
     if live:
-        _audit_live(url, api_key, controller, state, log_key, witness or [], quorum, json)
+        if timeout <= 0:
+            raise CliError("--timeout must be > 0")
+        _audit_live(url, api_key, controller, state, log_key, witness or [], quorum, json,
+                    timeout)
         return
     from ledger.verify import open_target, verify_source
 
@@ -440,14 +546,14 @@ def _warn(message: str) -> None:
 
 def _audit_live(url: Any, api_key: Any, controller: Any, state: Path | None,
                 log_key: list[str] | None, witnesses: list[str], quorum: int,
-                as_json: bool) -> None:
+                as_json: bool, timeout: float = 30.0) -> None:
     """``verify --url``: exit 1 on a fork, rollback or bad signature, 2 when the audit
     could not be made; one line either way (docs/witnesses.md)."""
     from ledger.auditor import AuditFailed, AuditUnavailable, audit_url
 
     try:
         doc = audit_url(url, api_key, controller, _auditor_state(state), log_keys=log_key,
-                        witnesses=witnesses, quorum=quorum, warn=_warn)
+                        witnesses=witnesses, quorum=quorum, timeout=timeout, warn=_warn)
     except AuditUnavailable as exc:
         fail(str(exc))
     except AuditFailed as exc:

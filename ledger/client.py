@@ -38,6 +38,11 @@ class Unreachable(ClientError):
     """Nothing answered at the URL (refused, timed out, DNS), after every retry."""
 
 
+class TimedOut(Unreachable):
+    """The server took the connection but did not answer within the timeout, after every
+    retry (a hung server or proxy): the client never waits without bound."""
+
+
 class ServerError(ClientError):
     """The server kept answering 5xx or 429, after every retry."""
 
@@ -87,6 +92,7 @@ class Client:
             timeout=timeout,
         )
         self.retries = retries
+        self.timeout = timeout
 
     def _post(self, body: bytes) -> httpx.Response:
         resp = self._http.post("/v1/events", content=body)
@@ -105,6 +111,9 @@ class Client:
                     wait_jitter=JITTER_S):
                 with attempt:
                     resp = self._post(body)
+        except httpx.TimeoutException as exc:
+            raise TimedOut(f"no answer from {self.url} within {self.timeout:g} s, after "
+                           f"{tries}: {type(exc).__name__}") from None
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach {self.url} after {tries}: "
                               f"{type(exc).__name__}: {exc}") from None

@@ -4,11 +4,15 @@
 the happy path: one ``is_valid`` call for the envelope, a dict lookup for the type, one
 ``is_valid`` call for ``data`` and a walk of ``data`` for integral floats (``3.0`` passes a
 JSON Schema ``"type": "integer"`` but the ledger carries no floating-point numbers at all).
-Errors are only described (``iter_errors``) once something has failed.
+Errors are only described (``iter_errors``) once something has failed, and then all of
+them at once (a missing field and an unknown one in one answer, a producer's developer
+fixes both in one round); an unknown type names the nearest known ones. The codes stay
+``schema_violation`` / ``unknown_type``; only the detail says more.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import pathlib
 from typing import Any
@@ -23,7 +27,8 @@ from ledger.strictjson import DEPTH_DETAIL, MAX_DEPTH
 
 __all__ = ["SchemaError", "Schemas", "default_schemas"]
 
-_MAX_DETAIL = 300
+_MAX_DETAIL = 300  # one error's message
+_MAX_ERRORS = 20  # errors listed in one detail; the rest are counted
 
 
 class SchemaError(CodedError):
@@ -65,19 +70,23 @@ def _json(value: Any) -> str:
         return repr(value)
 
 
-def _describe(validator: Any, instance: Any, prefix: str, hints: dict[str, str]) -> str:
-    """A one-line description of the first error: where, and which rule."""
+def _messages(validator: Any, instance: Any, prefix: str,
+              hints: dict[str, str]) -> list[str]:
+    """Every error of ``instance``, one ``where: rule`` line each, in a stable order."""
+    found: list[str] = []
     for err in validator.iter_errors(instance):
         where = _path(prefix, err.instance_path)
         kind = err.kind
         name = type(kind).__name__
-        if name == "Enum":
-            message = f"{_json(err.instance)} is not one of {_json(list(kind.options))}"
-        elif name == "AdditionalProperties":
-            field = kind.unexpected[0]
-            where = field if where == "envelope" else f"{where}.{field}"
+        if name == "AdditionalProperties":
             message = "unknown field (not allowed by the schema"
             message += "; producers' own fields go in data.ext)" if prefix else ")"
+            for field in kind.unexpected:
+                found.append(f"{field if where == 'envelope' else f'{where}.{field}'}: "
+                             f"{message}")
+            continue
+        if name == "Enum":
+            message = f"{_json(err.instance)} is not one of {_json(list(kind.options))}"
         elif name == "Pattern" and kind.pattern in hints:
             message = f"{_json(err.instance)} is not {hints[kind.pattern]}"
         elif name == "Format" and kind.format in _PROBLEMS:
@@ -88,8 +97,21 @@ def _describe(validator: Any, instance: Any, prefix: str, hints: dict[str, str])
             message = err.message
         if len(message) > _MAX_DETAIL:
             message = message[:_MAX_DETAIL] + "…"
-        return f"{where}: {message}"
-    return f"{prefix or 'envelope'}: invalid"  # pragma: no cover - is_valid said otherwise
+        found.append(f"{where}: {message}")
+    return list(dict.fromkeys(found))  # one line per distinct error
+
+
+def _join(errors: list[str]) -> str:
+    """All errors in one detail, ``; ``-separated; past ``_MAX_ERRORS``, a count."""
+    shown = errors[:_MAX_ERRORS]
+    more = len(errors) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more error(s)" if more else "")
+
+
+def _describe(validator: Any, instance: Any, prefix: str, hints: dict[str, str]) -> str:
+    """Every error of ``instance`` in one line: where, and which rule."""
+    errors = _messages(validator, instance, prefix, hints)
+    return _join(errors) if errors else f"{prefix or 'envelope'}: invalid"
 
 
 def _pattern_hints(schema: dict, hints: dict[str, str]) -> None:
@@ -156,13 +178,19 @@ class Schemas:
     def check(self, envelope: dict) -> None:
         """Raise :class:`SchemaError` unless ``envelope`` is valid for its schemas."""
         if not self._envelope.is_valid(envelope):
-            raise SchemaError(
-                "schema_violation", _describe(self._envelope, envelope, "", self._hints)
-            )
+            errors = _messages(self._envelope, envelope, "", self._hints)
+            # the data's errors too, when its type can be known: everything in one answer
+            type_ = envelope.get("type") if isinstance(envelope, dict) else None
+            data = envelope.get("data") if isinstance(envelope, dict) else None
+            validator = self._validators.get(type_) if isinstance(type_, str) else None
+            if validator is not None and isinstance(data, dict):
+                errors += _messages(validator, data, "data", self._hints)
+            raise SchemaError("schema_violation",
+                              _join(errors) if errors else "envelope: invalid")
         type_ = envelope["type"]
         validator = self._validators.get(type_)
         if validator is None:
-            raise SchemaError("unknown_type", f"type: {type_!r} is not a known event type")
+            raise SchemaError("unknown_type", self.unknown_type_detail(type_))
         data = envelope["data"]
         if not validator.is_valid(data):
             raise SchemaError("schema_violation", _describe(validator, data, "data", self._hints))
@@ -173,6 +201,26 @@ class Schemas:
                 f"{where}: floating-point numbers are not allowed; "
                 "use an integer or a decimal string",
             )
+
+    def suggest(self, type_: str, n: int = 3) -> list[str]:
+        """The known types nearest to ``type_`` (difflib), best first; may be empty."""
+        return difflib.get_close_matches(type_, sorted(self.types), n=n, cutoff=0.6)
+
+    def unknown_type_detail(self, type_: str) -> str:
+        near = self.suggest(type_)
+        names = [repr(t) for t in near]
+        listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+        hint = (f"did you mean {listed}?" if near else
+                "see GET /v1/schemas or auditledger schema list")
+        return f"type: {type_!r} is not a known event type; {hint}"
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        """One entry per type, sorted: ``{type, description, required, source}`` — what
+        ``GET /v1/schemas`` and ``auditledger schema list`` show."""
+        return [{"type": t, "description": self._raw[t].get("description", ""),
+                 "required": list(self._raw[t].get("required", [])),
+                 "source": self._raw[t].get("x-source")}
+                for t in sorted(self.types)]
 
     def schema_for(self, type_: str) -> dict:
         """The raw schema of ``type_``'s ``data`` (KeyError if unknown)."""

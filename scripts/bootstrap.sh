@@ -61,5 +61,10 @@ if [ "$full" = 1 ]; then
   # the Go module proxy (needs Go 1.24+; Debian's golang-go is older on bookworm) and an
   # ssh-agent to hold its key.
   command -v ssh-agent >/dev/null || apt_install openssh-client
+  # Node.js 18+ and openssl 3 (pkeyutl -rawin) run the producer examples of
+  # docs/producers.md and the test vectors' independent check (tests/testvectors).
+  command -v node >/dev/null || apt_install nodejs
+  command -v openssl >/dev/null || apt_install openssl
+  command -v curl >/dev/null || apt_install curl
   bash infra/witness/build
 fi
