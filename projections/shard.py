@@ -23,11 +23,15 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import subprocess
 import sys
 import time
 
 from projections import pipes, routing
 from projections.store import ReadModelStore, open_spec, table_rows
+
+#: How long ``close`` lets a shard whose input ended exit by itself before killing it.
+CLOSE_GRACE_S = 10.0
 
 
 class ShardProcess:
@@ -55,10 +59,14 @@ class ShardProcess:
         self.reader_fd = self.writer_fd = -1
 
     def close(self) -> None:
+        """The shard exits by itself once its input pipe ends; a loaded machine may take a
+        moment to let it. Only one still running after that grace is killed."""
         self.started()  # if the reader never started
-        if self.proc.poll() is None:
+        try:
+            self.proc.wait(timeout=CLOSE_GRACE_S)
+        except subprocess.TimeoutExpired:
             self.proc.kill()
-        self.proc.wait()
+            self.proc.wait()
         assert self.proc.stdout is not None
         self.proc.stdout.close()
 
