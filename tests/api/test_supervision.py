@@ -51,6 +51,20 @@ def _wait_for_acks(producer: Producer, n: int, serve: Serve, timeout: float = 30
         time.sleep(0.02)
 
 
+def _wait_for_lock_holder(data: Path, pids: set[int], serve: Serve) -> None:
+    from ledger.config import Config
+    from projections.worker_lock import lock_path
+
+    path = lock_path(data, str(Config(data_dir=data).readmodel_db))
+    deadline = time.monotonic() + 60
+    while True:
+        text = path.read_text().strip() if path.exists() else ""
+        if text.isdigit() and int(text) in pids:
+            return
+        assert time.monotonic() < deadline, (text, pids, serve.log_tail())
+        time.sleep(0.05)
+
+
 def _workers_on(data: Path) -> dict[int, str]:
     return proctree.matching(WORKER, f"--data {data}")
 
@@ -81,7 +95,10 @@ def test_kill_9_of_serve_leaves_no_child_and_loses_no_acknowledged_event(
         workers = _workers_on(data)
         assert len(workers) == 1, workers
         assert set(workers) <= set(tree)
-        # A second worker on the same store refuses at once, with one line.
+        # Once that worker holds the store's lock (a loaded machine may take seconds to
+        # get it that far after the restart), a second worker on the same store refuses
+        # at once, with one line.
+        _wait_for_lock_holder(data, set(workers), serve)
         second = subprocess.run([*CLI, "projections", "run", "--data", str(data), "--follow"],
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 1
