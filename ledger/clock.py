@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Protocol
@@ -80,6 +81,15 @@ class InvalidTime(ValueError):
 
 
 def _parse_time(value: str) -> datetime:
+    """Parse with a small cache of the last valid strings: ingest reads each event's
+    ``occurred_at`` twice (the schema's ``date-time`` format, then ``parse_rfc3339``),
+    and a ``datetime`` is immutable. Invalid strings are not cached (they raise)."""
+    if type(value) is str:
+        return _parse_cached(value)
+    return _parse_time_uncached(value)
+
+
+def _parse_time_uncached(value: str) -> datetime:
     if not isinstance(value, str):
         raise InvalidTime("not a string")
     m = _TIME.fullmatch(value)
@@ -98,6 +108,9 @@ def _parse_time(value: str) -> datetime:
         except ValueError:
             pass  # the full path names the reason
     return _parse_time_fully(m)
+
+
+_parse_cached = functools.lru_cache(maxsize=4096)(_parse_time_uncached)
 
 
 def _parse_time_fully(m: re.Match[str]) -> datetime:

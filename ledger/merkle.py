@@ -184,9 +184,12 @@ class Frontier:
         The caller MUST store all returned nodes before publishing a checkpoint covering
         them: proofs are generated from exactly these nodes.
         """
-        _check_hash(leaf, "leaf hash")
+        if type(leaf) is bytes and len(leaf) == HASH_SIZE:  # the usual case, checked inline
+            h = leaf
+        else:
+            _check_hash(leaf, "leaf hash")
+            h = bytes(leaf)
         index = self.size
-        h = bytes(leaf)
         out = [(0, index, h)]
         level = 0
         while index >> level & 1:

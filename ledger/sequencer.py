@@ -113,15 +113,19 @@ class Sequencer:
         ``every_events`` since the last one, so no stretch of the log goes unsigned for
         longer than that."""
         plan = Plan()
+        rows, nodes, every = plan.rows, plan.nodes, self.every_events  # per event: hoisted
         for ev in batch:
-            tree = self._tree(plan, ev.controller)
+            controller = ev.controller
+            tree = plan.trees.get(controller) or self._tree(plan, controller)
+            frontier = tree.frontier
             leaf = leaf_hash(ev.body)
-            plan.rows.append(Row(ev.controller, tree.frontier.size, ev, leaf))
-            for level, index, digest in tree.frontier.append(leaf):
-                if level > 0:
-                    plan.nodes.append((ev.controller, level, index, digest))
-            if tree.frontier.size - tree.cp_size >= self.every_events:
-                self._checkpoint(plan, ev.controller, tree)
+            rows.append(Row(controller, frontier.size, ev, leaf))
+            completed = frontier.append(leaf)
+            if len(completed) > 1:  # [0] is the leaf itself (level 0), not stored here
+                nodes.extend((controller, level, index, digest)
+                             for level, index, digest in completed[1:])
+            if frontier.size - tree.cp_size >= every:
+                self._checkpoint(plan, controller, tree)
         now = self.clock.now()
         for controller, tree in plan.trees.items():
             if tree.frontier.size > tree.cp_size and self._aged(tree, now):
