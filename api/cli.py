@@ -83,8 +83,12 @@ def serve(
     # never run: closing happens in the app's lifespan (on_shutdown).
     # A signature worker that dies breaks its pool: the timer rebuilds it within a second
     # (the next batch would, too, with a retry), and /readyz shows it meanwhile.
+    # The alert scheduler and deliverer run in that worker too (``--alerts``): planning
+    # reads the read models and would otherwise take this process's GIL from ingest
+    # (docs/benchmarks.md, "Main job"); the routes and the SSE stream read the outbox.
     app = create_app(ledger, read_side=read_side, background=True, run_projections=False,
-                     on_shutdown=close, tasks=[(ledger.verifier.repair, 1.0)])
+                     run_alerts=False, on_shutdown=close,
+                     tasks=[(ledger.verifier.repair, 1.0)])
     app.state.projections_worker = worker  # /readyz: a dead worker is not ready
     url = f"http://{host}:{port}"
     if ledger.cfg.backend == "kafka":

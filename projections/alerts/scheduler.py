@@ -61,6 +61,16 @@ def outbox_path(data_dir: Path) -> Path:
     return Path(data_dir) / OUTBOX_FILE
 
 
+def kafka_sink(cfg: Any) -> AlertSink | None:
+    """The Kafka alerts topic as a sink when the ledger (``ledger.config.Config``) is on
+    Kafka, else None: every alert then also goes to ``auditledger.alerts.v1``."""
+    if cfg.backend != "kafka" or not cfg.kafka_bootstrap:
+        return None
+    from projections.alerts.sinks.kafka import KafkaSink
+
+    return KafkaSink(cfg.kafka_bootstrap, cfg.kafka_topic("alerts"))
+
+
 def plan_controller(store: ReadModelStore, controller: str, clock: Clock) -> list[Planned]:
     """Every alert a controller's current facts call for (pure but for the store read).
 
@@ -166,8 +176,9 @@ class AlertService:
     def __init__(self, store: ReadModelStore, outbox: Outbox, clock: Clock,
                  kafka: AlertSink | None = None, policy: RetryPolicy | None = None,
                  scan_interval: float = 0.5, replan_interval: float = 30.0,
-                 before_scan: Callable[[], Any] | None = None) -> None:
-        self.outbox = outbox
+                 before_scan: Callable[[], Any] | None = None, own: bool = False) -> None:
+        self.store, self.outbox = store, outbox
+        self.own = own  # close() closes the store and the outbox too
         self.deliverer = Deliverer(outbox, clock, policy or RetryPolicy.from_env(), kafka)
         self.new_alerts = threading.Condition()
         self.scheduler = AlertScheduler(store, outbox, clock,
@@ -226,6 +237,13 @@ class AlertService:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.deliverer.stop()
+
+    def close(self) -> None:
+        """Stop, then close the store and outbox when this service opened them."""
+        self.stop()
+        if self.own:
+            self.outbox.close()
+            self.store.close()
 
     def queue_length(self) -> int:
         return self.outbox.queue_length()
