@@ -127,17 +127,20 @@ class Outbox:
     # -- planning ------------------------------------------------------------------------
 
     def plan(self, controller: str, planned: Iterable[Planned], now: datetime,
-             scope: Iterable[str] | None = None) -> tuple[int, int]:
-        """Make the controller's pending alerts equal ``planned``: insert new ones (an id
-        already known keeps its row — and its first ``due_at`` for findings), revive
-        cancelled ones that are planned again, cancel pending ones no longer planned.
+             scope: Iterable[str] | None = None,
+             held: Iterable[str] = ()) -> tuple[int, int]:
+        """Make the controller's pending alerts equal ``planned`` plus ``held``: insert new
+        ones (an id already known keeps its row — and its first ``due_at`` for findings),
+        revive cancelled ones that are planned again, cancel pending ones no longer
+        planned. ``held`` are ids also planned that the caller knows this outbox holds,
+        not cancelled (the scheduler's last plan): kept, not written again.
         ``scope`` limits cancelling to those kinds. Returns (inserted, cancelled).
 
         A series of thresholds (one deadline of one case) with no row yet is first seen
         now: of its thresholds already passed only the latest is pending, the earlier
         ones are stored ``superseded`` (``where_it_stands``), in this same transaction."""
         planned = list(planned)
-        ids = {p.id for p in planned}
+        ids = {p.id for p in planned}.union(held)
         kinds = tuple(scope) if scope is not None else ("breach", "rights_request", "finding")
         at = _ts(now)
         wanted = sorted({p.series for p in planned if p.series is not None})

@@ -115,6 +115,11 @@ class AlertScheduler:
         self.replan_interval = replan_interval
         self.on_emit = on_emit
         self._versions: dict[str, Any] = {}
+        #: Per controller, the ids of its last plan: the outbox holds each of them, not
+        #: cancelled (only this scheduler cancels, and only ids it no longer plans), so
+        #: the next plan writes only the others. Dropped on a failure and at every
+        #: ``replan_interval`` (a full write then), in case anything else changed a row.
+        self._held: dict[str, frozenset[str]] = {}
         self._planned_at = float("-inf")
         self.emitted = 0
         self.lateness: list[float] = []  # seconds past due, last 1000 emissions
@@ -127,6 +132,7 @@ class AlertScheduler:
         stale = force or time.monotonic() - self._planned_at >= self.replan_interval
         if stale:
             self._planned_at = time.monotonic()
+            self._held.clear()
         n = 0
         for c in self.store.controllers():
             version = (self.store.entity("stats", c, "events") or {}).get("total")
@@ -141,7 +147,13 @@ class AlertScheduler:
                 log.exception("alerts: planning controller %s failed", c)
                 continue
             self.failures.pop(c, None)
-            self.outbox.plan(c, planned, self.clock.now())
+            # Only what the last plan did not already write: a scan's outbox work is then
+            # the controller's new cases and findings, not all of them.
+            held = self._held.pop(c, frozenset())
+            ids = frozenset(p.id for p in planned)
+            self.outbox.plan(c, [p for p in planned if p.id not in held], self.clock.now(),
+                             held=held & ids)
+            self._held[c] = ids
             self._versions[c] = version
             n += 1
         return n
