@@ -280,7 +280,7 @@ def projections_run(
         source, log = _open_source(data, source_kind)
         rm = open_store(target)
         runner = ProjectionRunner(source, rm, batch_size)
-        service = _start_alerts(data, rm) if follow and alerts else None
+        service = _start_alerts(data, rm, runner) if follow and alerts else None
         if service is not None:
             import signal
 
@@ -303,18 +303,21 @@ def projections_run(
     _emit(payload, as_json, f"applied {n} events, position {payload['position']}")
 
 
-def _start_alerts(data: Path, rm: Any) -> Any:
+def _start_alerts(data: Path, rm: Any, runner: Any) -> Any:
     """The alert service of data directory ``data`` over read-model store ``rm`` (its own
-    connections to it), started: what ``serve``'s worker runs beside the projections."""
+    connections to it), started: what ``serve``'s worker runs beside the projections.
+    With the log as the source (one partition, position = the events' ``seq``), its
+    scans read only the stored findings applied since the last (``position``)."""
     from ledger.clock import SystemClock
     from ledger.config import Config
     from projections.alerts.outbox import Outbox
     from projections.alerts.scheduler import AlertService, kafka_sink, outbox_path
     from projections.store import open_spec
 
+    one = runner.source.source == "log" and tuple(runner.source.partitions()) == (0,)
     return AlertService(open_spec(rm.writer_spec()), Outbox(outbox_path(data)),
-                        SystemClock(), kafka=kafka_sink(Config.load(data)),
-                        own=True).start()
+                        SystemClock(), kafka=kafka_sink(Config.load(data)), own=True,
+                        position=runner.position if one else None).start()
 
 
 @projections_app.command("status")

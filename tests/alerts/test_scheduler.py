@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from ledger.clock import FixedClock, format_rfc3339
 from projections.alerts.outbox import Outbox
 from projections.alerts.scheduler import AlertScheduler
@@ -149,14 +151,24 @@ def _states(ob: Outbox) -> set[tuple[str, str, str, str]]:
     return {(a["case"], a["threshold"], a["state"], a["due_at"]) for a in ob.alerts(limit=1000)}
 
 
+@pytest.mark.parametrize("by_position", [False, True], ids=["all-findings", "new-findings"])
 def test_incremental_plans_write_only_new_alerts_and_end_as_a_full_plan(
-        tmp_path, scenario: Scenario, store: SQLiteStore, clock: FixedClock):
+        tmp_path, scenario: Scenario, store: SQLiteStore, clock: FixedClock,
+        by_position: bool):
     """A scan writes only the alerts its last plan had not (the outbox work of a scan is
-    the new cases, not all of them), and the outbox ends exactly as when every scan
-    plans everything from scratch: new thresholds, cancellations and findings alike."""
+    the new cases, not all of them) and, given the store's position (serve's worker),
+    reads only the stored findings applied since; the outbox ends exactly as when every
+    scan plans everything from scratch: new thresholds, cancellations and findings."""
     inc = CountingOutbox(tmp_path / "inc.sqlite")
     full = Outbox(tmp_path / "full.sqlite")
-    sched = AlertScheduler(store, inc, clock)
+    reads: list[int] = []
+
+    def position() -> int:
+        p = ProjectionRunner(scenario.source(), store).position()
+        reads.append(p)
+        return p
+
+    sched = AlertScheduler(store, inc, clock, position=position if by_position else None)
 
     def step() -> None:
         sync(scenario, store)
@@ -175,6 +187,15 @@ def test_incremental_plans_write_only_new_alerts_and_end_as_a_full_plan(
                  NOW, "zed")
     step()
     assert 0 < inc.written[-1] < 8  # the new findings only
+    scenario.add("processing.performed", {"activity_id": "newsletter", "basis": "A6-1-a",
+                 "data_categories": ["contact"], "purpose": "marketing"}, NOW, "zed")
+    step()
+    n = len(inc.alerts("emitted"))
+    scenario.add("processing.performed", {"activity_id": "newsletter", "basis": "A6-1-a",
+                 "data_categories": ["contact"], "purpose": "marketing"}, NOW, "amy")
+    step()
+    assert len(inc.alerts("emitted")) > n  # a stored finding of a later event: alerted
+    assert bool(reads) == by_position
     clock.set(aware + timedelta(hours=48))
     scenario.add("breach.notified_authority", {"breach_id": "b1", "authority": "Datatilsynet",
                  "notified_at": ts(aware + timedelta(hours=48)), "phase": "initial"},
