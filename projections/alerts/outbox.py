@@ -198,18 +198,23 @@ class Outbox:
                 return []
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
             hooks: dict[str, list[str]] = {}
+            states: list[tuple[int, str, str]] = []
+            deliveries: list[tuple[str, str, str]] = []
             for aid, ctl in rows:
                 seq += 1
-                c.execute("UPDATE alerts SET state='emitted', seq=?, emitted_at=? WHERE id=?",
-                          (seq, at, aid))
+                states.append((seq, at, aid))
                 if ctl not in hooks:
                     hooks[ctl] = [f"{r[1]}:{r[0]}" for r in c.execute(
                         "SELECT id, kind FROM webhooks WHERE controller=? AND deleted_at IS"
                         " NULL ORDER BY id", (ctl,))]
-                c.executemany(
-                    "INSERT OR IGNORE INTO deliveries (alert_id, sink, state, next_attempt_at)"
-                    " VALUES (?,?,'pending',?)",
-                    [(aid, s, at) for s in (*hooks[ctl], *global_sinks)])
+                deliveries += [(aid, s, at) for s in (*hooks[ctl], *global_sinks)]
+            # Two statements for the whole emission (a burst of findings is thousands of
+            # alerts), in the same transaction as before.
+            c.executemany("UPDATE alerts SET state='emitted', seq=?, emitted_at=? WHERE id=?",
+                          states)
+            c.executemany(
+                "INSERT OR IGNORE INTO deliveries (alert_id, sink, state, next_attempt_at)"
+                " VALUES (?,?,'pending',?)", deliveries)
             ids = [r[0] for r in rows]
         return self.get_many(ids)
 
