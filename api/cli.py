@@ -67,6 +67,12 @@ def serve(
     # one's GIL while requests are served (ingest throughput, read latency). It is
     # supervised: restarted when it dies, killed when serve dies (docs/deployment.md).
     read_side = open_read_side(ledger, ledger.clock, follow=True) if projections else None
+    if kafka:
+        # The worker reads its config from DIR: the bootstrap given here reaches it (its
+        # log index, the alerts topic it publishes to) through the environment.
+        import os
+
+        os.environ["AUDITLEDGER_KAFKA"] = kafka
     worker = WorkerSupervisor(worker_command(data)).start() if read_side else None
     intake: Any = None
 
