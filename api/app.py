@@ -111,6 +111,7 @@ def create_app(
     max_body_bytes: int = ingest.MAX_BODY_BYTES,
     background: bool = False,
     run_projections: bool = True,
+    run_alerts: bool = True,
     on_shutdown: Callable[[], Any] | None = None,
     tasks: list[tuple[Callable[[], Any], float]] | None = None,
 ) -> FastAPI:
@@ -121,7 +122,10 @@ def create_app(
     the witness sender when the config names witnesses (``ledger.witness.Witnessing``) and
     any extra ``tasks`` (``(fn, interval)``); the projection runner follows the log on
     its own thread unless ``run_projections`` is false (``serve`` runs it as a separate
-    process, off this one's GIL). ``read_side="auto"`` opens the projections' store in the data
+    process, off this one's GIL). The alert scheduler and deliverer run in this process
+    unless ``run_alerts`` is false (``serve`` runs them in the projections worker,
+    ``projections run --follow --alerts``: docs/alerts.md); the outbox routes and the SSE
+    stream read the outbox either way. ``read_side="auto"`` opens the projections' store in the data
     directory when the projections package is installed; pass ``None`` to serve without.
     """
     ingest_lock = threading.Lock()
@@ -150,7 +154,8 @@ def create_app(
                                       "witnesses").start())
             for fn, interval in tasks or []:
                 tickers.append(Ticker(fn, interval, getattr(fn, "__name__", "task")).start())
-            app.state.alerts.start()  # scheduler + delivery (docs/alerts.md)
+            if run_alerts:
+                app.state.alerts.start()  # scheduler + delivery (docs/alerts.md)
         try:
             yield
         finally:

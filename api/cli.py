@@ -67,6 +67,12 @@ def serve(
     # one's GIL while requests are served (ingest throughput, read latency). It is
     # supervised: restarted when it dies, killed when serve dies (docs/deployment.md).
     read_side = open_read_side(ledger, ledger.clock, follow=True) if projections else None
+    if kafka:
+        # The worker reads its config from DIR: the bootstrap given here reaches it (its
+        # log index, the alerts topic it publishes to) through the environment.
+        import os
+
+        os.environ["AUDITLEDGER_KAFKA"] = kafka
     worker = WorkerSupervisor(worker_command(data)).start() if read_side else None
     intake: Any = None
 
@@ -83,8 +89,12 @@ def serve(
     # never run: closing happens in the app's lifespan (on_shutdown).
     # A signature worker that dies breaks its pool: the timer rebuilds it within a second
     # (the next batch would, too, with a retry), and /readyz shows it meanwhile.
+    # The alert scheduler and deliverer run in that worker too (``--alerts``): planning
+    # reads the read models and would otherwise take this process's GIL from ingest
+    # (docs/benchmarks.md, "Main job"); the routes and the SSE stream read the outbox.
     app = create_app(ledger, read_side=read_side, background=True, run_projections=False,
-                     on_shutdown=close, tasks=[(ledger.verifier.repair, 1.0)])
+                     run_alerts=False, on_shutdown=close,
+                     tasks=[(ledger.verifier.repair, 1.0)])
     app.state.projections_worker = worker  # /readyz: a dead worker is not ready
     url = f"http://{host}:{port}"
     if ledger.cfg.backend == "kafka":

@@ -37,10 +37,12 @@ STABLE_AFTER = 60.0
 STOP_TIMEOUT = 30.0
 
 
-def worker_command(data: Path) -> list[str]:
-    """The projections worker ``serve`` runs for data directory ``data``."""
+def worker_command(data: Path, alerts: bool = True) -> list[str]:
+    """The projections worker ``serve`` runs for data directory ``data``; with ``alerts``
+    it also runs the alert scheduler and deliverer (``--alerts``), off ``serve``'s GIL."""
     return [sys.executable, "-c", "from ledger.cli import main; main()",
-            "projections", "run", "--data", str(data), "--follow"]
+            "projections", "run", "--data", str(data), "--follow",
+            *(["--alerts"] if alerts else [])]
 
 
 class WorkerSupervisor:

@@ -257,11 +257,14 @@ def projections_run(
     batch_size: Annotated[int, typer.Option(help="Events per tracking transaction.")] = 50_000,
     follow: Annotated[bool, typer.Option("--follow", help="Keep following the log.")] = False,
     source_kind: SourceOpt = "log",
+    alerts: Annotated[bool, typer.Option(
+        "--alerts", help="With --follow: also run the alert scheduler and deliverer"
+        " (serve's worker does; docs/alerts.md).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Apply the events not yet projected (exactly once), then exit, or follow. Only one
     worker runs per read-model store: a second one exits 1 at once, naming the lock
-    (projections/worker_lock.py)."""
+    (projections/worker_lock.py) — so with ``--alerts`` one scheduler plans per store."""
     from projections.runner import ProjectionRunner
     from projections.store import open_store
     from projections.worker_lock import WorkerLock, WorkerLocked, lock_path
@@ -277,18 +280,44 @@ def projections_run(
         source, log = _open_source(data, source_kind)
         rm = open_store(target)
         runner = ProjectionRunner(source, rm, batch_size)
+        service = _start_alerts(data, rm, runner) if follow and alerts else None
+        if service is not None:
+            import signal
+
+            # serve stops its worker with SIGTERM: finish the batch in hand, then stop
+            # the scheduler and let deliveries in flight complete (not re-sent later).
+            signal.signal(signal.SIGTERM, lambda *_: runner.stop())
         try:
             if follow:
                 runner.run_forever()
-            n = runner.run_once()
+            n = 0 if service is not None else runner.run_once()
             payload = {"events": n, "position": runner.position(),
                        "positions": _positions(runner)}
         finally:
+            if service is not None:
+                service.close()
             rm.close()
             _close(source, log)
     finally:
         lock.release()
     _emit(payload, as_json, f"applied {n} events, position {payload['position']}")
+
+
+def _start_alerts(data: Path, rm: Any, runner: Any) -> Any:
+    """The alert service of data directory ``data`` over read-model store ``rm`` (its own
+    connections to it), started: what ``serve``'s worker runs beside the projections.
+    With the log as the source (one partition, position = the events' ``seq``), its
+    scans read only the stored findings applied since the last (``position``)."""
+    from ledger.clock import SystemClock
+    from ledger.config import Config
+    from projections.alerts.outbox import Outbox
+    from projections.alerts.scheduler import AlertService, kafka_sink, outbox_path
+    from projections.store import open_spec
+
+    one = runner.source.source == "log" and tuple(runner.source.partitions()) == (0,)
+    return AlertService(open_spec(rm.writer_spec()), Outbox(outbox_path(data)),
+                        SystemClock(), kafka=kafka_sink(Config.load(data)), own=True,
+                        position=runner.position if one else None).start()
 
 
 @projections_app.command("status")

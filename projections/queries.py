@@ -221,14 +221,16 @@ def breaches(store: ReadModelStore, controller: str, status: str | None = None,
 
 
 def findings(store: ReadModelStore, controller: str, code: str | None = None,
-             severity: str | None = None, clock: Clock | None = None) -> list[dict[str, Any]]:
+             severity: str | None = None, clock: Clock | None = None,
+             stored: bool = True) -> list[dict[str, Any]]:
     """Every finding: those decided when their event was applied (consents, processing,
     disclosures, transfers) and those judged now (rights requests, breaches, the record of
-    processing). Ordered by severity, code, then evidence."""
+    processing). Ordered by severity, code, then evidence. ``stored=False``: only those
+    judged now (the alert scheduler reads the stored ones incrementally)."""
     ctl = _controller_doc(store, controller)
     now = _now(clock)
     out = [{k: f[k] for k in ("code", "controller", "severity", "detail", "evidence")}
-           for f in store.findings(controller)]
+           for f in (store.findings(controller) if stored else ())]
     for d in store.entities("rights_request", controller):
         try:
             out.extend(rights_model.findings(d, controller, ctl, now))

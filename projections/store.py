@@ -191,6 +191,8 @@ class ReadModelStore(Protocol):
 
     def findings(self, controller: str) -> list[Any]: ...
 
+    def findings_between(self, controller: str, after: int, upto: int) -> list[Any]: ...
+
     def put_status(self, name: str, doc: dict[str, Any]) -> None:
         """Record how the runner ``name`` is doing (its own transaction, outside any
         batch): see ``ProjectionRunner.report``."""
@@ -245,6 +247,9 @@ class _SQLText:
         )
         self.findings_sql = (
             f"SELECT code, doc FROM findings WHERE controller={m} ORDER BY seq, code")
+        self.findings_between_sql = (
+            f"SELECT code, doc FROM findings WHERE controller={m} AND seq>{m} AND seq<={m}"
+            " ORDER BY seq, code")
         self.controllers_sql = "SELECT key FROM entities WHERE kind='controller' ORDER BY key"
         self.status_sql = f"SELECT doc FROM projection_status WHERE name={m}"
         self.put_status_sql = (f"INSERT INTO projection_status (name, doc) VALUES ({m}, {m})"
@@ -338,6 +343,14 @@ class _StoreBase(_SQLText):
         projection stores the rest)."""
         return [{**loads(doc), "code": code, "controller": controller}
                 for code, doc in self._execute(self.findings_sql, (controller,))]
+
+    def findings_between(self, controller: str, after: int, upto: int) -> list[Any]:
+        """The stored findings of events ``after < seq <= upto`` (as ``findings``): rows
+        are only ever inserted, each with its event's position, so a reader that knows
+        what it read up to ``after`` reads only what is new (the alert scheduler)."""
+        return [{**loads(doc), "code": code, "controller": controller}
+                for code, doc in self._execute(self.findings_between_sql,
+                                               (controller, after, upto))]
 
 
     def controllers(self) -> list[str]:

@@ -3,7 +3,9 @@ stream ``GET /v1/alerts/stream`` (Server-Sent Events).
 
 ``AlertState`` is what ``create_app`` keeps in ``app.state.alerts``: the outbox of the data
 directory (``DIR/alerts.sqlite``) and, once ``start()`` is called (the app's lifespan with
-``background``, i.e. ``auditledger serve``), the scheduler and delivery threads.
+``background`` and ``run_alerts``), the scheduler and delivery threads. ``auditledger
+serve`` does not start them here: its projections worker runs them
+(``projections run --follow --alerts``), and this process only reads the outbox.
 
 SSE: each event is ``id: <seq>`` (the outbox's monotonic sequence), ``event: alert``,
 ``data: <the alert JSON>``. A client that reconnects with ``Last-Event-ID: <seq>`` gets
@@ -62,15 +64,11 @@ class AlertState:
         """Run the scheduler and the deliverer (Kafka sink when the ledger is on Kafka)."""
         if self.outbox is None or self.service is not None:
             return
-        from projections.alerts.scheduler import AlertService
-        from projections.alerts.sinks.kafka import KafkaSink
+        from projections.alerts.scheduler import AlertService, kafka_sink
 
-        cfg = self.ledger.cfg
-        kafka = (KafkaSink(cfg.kafka_bootstrap, cfg.kafka_topic("alerts"))
-                 if cfg.backend == "kafka" and cfg.kafka_bootstrap else None)
         rs = self.read_side
         self.service = AlertService(
-            rs.store, self.outbox, self.clock, kafka=kafka,
+            rs.store, self.outbox, self.clock, kafka=kafka_sink(self.ledger.cfg),
             before_scan=None if rs.follow else rs.catch_up).start()
 
     def stop(self) -> None:
@@ -136,6 +134,8 @@ def redeliver(request: Request, key: CurrentKey, alert_id: str) -> dict[str, Any
     n = st.outbox.redeliver(alert_id, st.clock.now())
     if st.service is not None:
         st.service.deliverer.wake.set()
+    # else the deliverer runs in serve's projections worker: it polls the outbox at least
+    # every second, so the re-queued deliveries go out within one.
     return {"id": alert_id, "requeued": n}
 
 

@@ -127,17 +127,20 @@ class Outbox:
     # -- planning ------------------------------------------------------------------------
 
     def plan(self, controller: str, planned: Iterable[Planned], now: datetime,
-             scope: Iterable[str] | None = None) -> tuple[int, int]:
-        """Make the controller's pending alerts equal ``planned``: insert new ones (an id
-        already known keeps its row — and its first ``due_at`` for findings), revive
-        cancelled ones that are planned again, cancel pending ones no longer planned.
+             scope: Iterable[str] | None = None,
+             held: Iterable[str] = ()) -> tuple[int, int]:
+        """Make the controller's pending alerts equal ``planned`` plus ``held``: insert new
+        ones (an id already known keeps its row — and its first ``due_at`` for findings),
+        revive cancelled ones that are planned again, cancel pending ones no longer
+        planned. ``held`` are ids also planned that the caller knows this outbox holds,
+        not cancelled (the scheduler's last plan): kept, not written again.
         ``scope`` limits cancelling to those kinds. Returns (inserted, cancelled).
 
         A series of thresholds (one deadline of one case) with no row yet is first seen
         now: of its thresholds already passed only the latest is pending, the earlier
         ones are stored ``superseded`` (``where_it_stands``), in this same transaction."""
         planned = list(planned)
-        ids = {p.id for p in planned}
+        ids = {p.id for p in planned}.union(held)
         kinds = tuple(scope) if scope is not None else ("breach", "rights_request", "finding")
         at = _ts(now)
         wanted = sorted({p.series for p in planned if p.series is not None})
@@ -195,18 +198,23 @@ class Outbox:
                 return []
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
             hooks: dict[str, list[str]] = {}
+            states: list[tuple[int, str, str]] = []
+            deliveries: list[tuple[str, str, str]] = []
             for aid, ctl in rows:
                 seq += 1
-                c.execute("UPDATE alerts SET state='emitted', seq=?, emitted_at=? WHERE id=?",
-                          (seq, at, aid))
+                states.append((seq, at, aid))
                 if ctl not in hooks:
                     hooks[ctl] = [f"{r[1]}:{r[0]}" for r in c.execute(
                         "SELECT id, kind FROM webhooks WHERE controller=? AND deleted_at IS"
                         " NULL ORDER BY id", (ctl,))]
-                c.executemany(
-                    "INSERT OR IGNORE INTO deliveries (alert_id, sink, state, next_attempt_at)"
-                    " VALUES (?,?,'pending',?)",
-                    [(aid, s, at) for s in (*hooks[ctl], *global_sinks)])
+                deliveries += [(aid, s, at) for s in (*hooks[ctl], *global_sinks)]
+            # Two statements for the whole emission (a burst of findings is thousands of
+            # alerts), in the same transaction as before.
+            c.executemany("UPDATE alerts SET state='emitted', seq=?, emitted_at=? WHERE id=?",
+                          states)
+            c.executemany(
+                "INSERT OR IGNORE INTO deliveries (alert_id, sink, state, next_attempt_at)"
+                " VALUES (?,?,'pending',?)", deliveries)
             ids = [r[0] for r in rows]
         return self.get_many(ids)
 

@@ -34,6 +34,7 @@ from projections.alerts.delivery import Deliverer, RetryPolicy
 from projections.alerts.outbox import Outbox
 from projections.alerts.sinks import AlertSink
 from projections.alerts.thresholds import (
+    RESTATING,
     RIGHTS_CLOSED,
     Planned,
     plan_breach,
@@ -61,8 +62,25 @@ def outbox_path(data_dir: Path) -> Path:
     return Path(data_dir) / OUTBOX_FILE
 
 
-def plan_controller(store: ReadModelStore, controller: str, clock: Clock) -> list[Planned]:
+def kafka_sink(cfg: Any) -> AlertSink | None:
+    """The Kafka alerts topic as a sink when the ledger (``ledger.config.Config``) is on
+    Kafka, else None: every alert then also goes to ``auditledger.alerts.v1``."""
+    if cfg.backend != "kafka" or not cfg.kafka_bootstrap:
+        return None
+    from projections.alerts.sinks.kafka import KafkaSink
+
+    return KafkaSink(cfg.kafka_bootstrap, cfg.kafka_topic("alerts"))
+
+
+#: The keys of a stored finding that ``queries.findings`` lists (and its alert is made of).
+STORED_FINDING_KEYS = ("code", "controller", "severity", "detail", "evidence")
+
+
+def plan_controller(store: ReadModelStore, controller: str, clock: Clock,
+                    stored: list[dict[str, Any]] | None = None) -> list[Planned]:
     """Every alert a controller's current facts call for (pure but for the store read).
+    ``stored``: plan these stored findings (``ReadModelStore.findings`` rows) instead of
+    reading all of them (the scheduler's incremental scans).
 
     One case whose facts cannot be interpreted is left out (its ``unprocessable_event``
     finding is alerted instead); the controller's other cases are planned as usual."""
@@ -89,7 +107,10 @@ def plan_controller(store: ReadModelStore, controller: str, clock: Clock) -> lis
             continue
         if r["status"] not in RIGHTS_CLOSED:
             open_cases.add(f"request:{r['request_id']}")
-    for f in queries.findings(store, controller, clock=clock):
+    judged = queries.findings(store, controller, clock=clock, stored=stored is None)
+    if stored is not None:
+        judged += [{k: f[k] for k in STORED_FINDING_KEYS} for f in stored]
+    for f in judged:
         planned += plan_finding(controller, f, now, open_cases)
     # The controller's zone travels with the alert, so a person-facing sink can say when
     # it is due in local time without reading the read models.
@@ -99,12 +120,24 @@ def plan_controller(store: ReadModelStore, controller: str, clock: Clock) -> lis
 class AlertScheduler:
     def __init__(self, store: ReadModelStore, outbox: Outbox, clock: Clock,
                  global_sinks: Sequence[str] = (), replan_interval: float = 30.0,
-                 on_emit: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+                 on_emit: Callable[[list[dict[str, Any]]], None] | None = None,
+                 position: Callable[[], int] | None = None) -> None:
         self.store, self.outbox, self.clock = store, outbox, clock
+        #: The store's applied position, when one position covers everything in it (one
+        #: partition, commits in order: serve's worker): stored findings are then read
+        #: incrementally, those of events ``<=`` the position read before being complete.
+        self.position = position
+        #: Per controller: (position read up to, ids of the stored findings' alerts).
+        self._stored: dict[str, tuple[int, frozenset[str]]] = {}
         self.global_sinks = tuple(global_sinks)
         self.replan_interval = replan_interval
         self.on_emit = on_emit
         self._versions: dict[str, Any] = {}
+        #: Per controller, the ids of its last plan: the outbox holds each of them, not
+        #: cancelled (only this scheduler cancels, and only ids it no longer plans), so
+        #: the next plan writes only the others. Dropped on a failure and at every
+        #: ``replan_interval`` (a full write then), in case anything else changed a row.
+        self._held: dict[str, frozenset[str]] = {}
         self._planned_at = float("-inf")
         self.emitted = 0
         self.lateness: list[float] = []  # seconds past due, last 1000 emissions
@@ -117,6 +150,8 @@ class AlertScheduler:
         stale = force or time.monotonic() - self._planned_at >= self.replan_interval
         if stale:
             self._planned_at = time.monotonic()
+            self._held.clear()
+            self._stored.clear()
         n = 0
         for c in self.store.controllers():
             version = (self.store.entity("stats", c, "events") or {}).get("total")
@@ -124,17 +159,51 @@ class AlertScheduler:
                 continue
             # One controller's failure is its own: the others are planned all the same,
             # and it is tried again at the next scan (its version is not recorded).
+            # Both caches are dropped first and kept only after the outbox took the plan:
+            # a failure anywhere means a full plan of this controller next time.
+            held = self._held.pop(c, frozenset())
+            before = self._stored.pop(c, None)
             try:
-                planned = plan_controller(self.store, c, self.clock)
+                planned, upto, stored_ids = self._plan_one(c, before)
             except Exception as exc:
                 self.failures[c] = f"{type(exc).__name__}: {exc}"
                 log.exception("alerts: planning controller %s failed", c)
                 continue
             self.failures.pop(c, None)
-            self.outbox.plan(c, planned, self.clock.now())
+            # Only what the last plan did not already write: a scan's outbox work is then
+            # the controller's new cases and findings, not all of them. The stored
+            # findings' alerts of earlier scans are planned still (kept, not cancelled).
+            ids = frozenset(p.id for p in planned) | stored_ids
+            self.outbox.plan(c, [p for p in planned if p.id not in held], self.clock.now(),
+                             held=held & ids)
+            self._held[c] = ids
+            if upto is not None:
+                self._stored[c] = (upto, stored_ids)
             self._versions[c] = version
             n += 1
         return n
+
+    def _plan_one(self, c: str, before: tuple[int, frozenset[str]] | None
+                  ) -> tuple[list[Planned], int | None, frozenset[str]]:
+        """Plan controller ``c``: everything (no ``position``), or with only the stored
+        findings of events after ``before``'s position. Returns (the plan, the position
+        its stored findings reach or None, the ids of every stored finding's alert up to
+        it: those of earlier scans stay planned)."""
+        if self.position is None:
+            return plan_controller(self.store, c, self.clock), None, frozenset()
+        upto = self.position()  # before the rows: each row <= upto is committed with it
+        after, old = before if before is not None and before[0] <= upto else (0, frozenset())
+        rows = self.store.findings_between(c, after, upto)
+        if any(f["code"] in RESTATING for f in rows):
+            # Whether one is alerted depends on its case being open, which changes: such
+            # a controller is planned in full every scan.
+            return plan_controller(self.store, c, self.clock), None, frozenset()
+        judged = plan_controller(self.store, c, self.clock, stored=[])
+        tz = settings(self.store.entity("controller", c, c)).timezone
+        now = self.clock.now()
+        fresh = [replace(p, payload={**p.payload, "timezone": tz}) for f in rows
+                 for p in plan_finding(c, {k: f[k] for k in STORED_FINDING_KEYS}, now)]
+        return judged + fresh, upto, old | {p.id for p in fresh}
 
     def emit(self) -> list[dict[str, Any]]:
         """Emit every alert due now; returns them (``seq`` order)."""
@@ -166,13 +235,15 @@ class AlertService:
     def __init__(self, store: ReadModelStore, outbox: Outbox, clock: Clock,
                  kafka: AlertSink | None = None, policy: RetryPolicy | None = None,
                  scan_interval: float = 0.5, replan_interval: float = 30.0,
-                 before_scan: Callable[[], Any] | None = None) -> None:
-        self.outbox = outbox
+                 before_scan: Callable[[], Any] | None = None, own: bool = False,
+                 position: Callable[[], int] | None = None) -> None:
+        self.store, self.outbox = store, outbox
+        self.own = own  # close() closes the store and the outbox too
         self.deliverer = Deliverer(outbox, clock, policy or RetryPolicy.from_env(), kafka)
         self.new_alerts = threading.Condition()
         self.scheduler = AlertScheduler(store, outbox, clock,
                                         ("kafka",) if kafka is not None else (),
-                                        replan_interval, self._emitted)
+                                        replan_interval, self._emitted, position)
         self.scan_interval = scan_interval
         self.before_scan = before_scan  # e.g. catch the projections up when nothing else does
         self._stop = threading.Event()
@@ -226,6 +297,13 @@ class AlertService:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.deliverer.stop()
+
+    def close(self) -> None:
+        """Stop, then close the store and outbox when this service opened them."""
+        self.stop()
+        if self.own:
+            self.outbox.close()
+            self.store.close()
 
     def queue_length(self) -> int:
         return self.outbox.queue_length()

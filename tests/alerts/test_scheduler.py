@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from ledger.clock import FixedClock, format_rfc3339
 from projections.alerts.outbox import Outbox
 from projections.alerts.scheduler import AlertScheduler
@@ -130,3 +132,82 @@ def test_restart_neither_loses_nor_repeats(tmp_path, scenario: Scenario, store: 
     assert [a["seq"] for a in ob.emitted_after(0, [CID])] == [1, 2, 3, 4]
     assert ob.emitted_after(0, ["DK-1"]) == []
     ob.close()
+
+
+class CountingOutbox(Outbox):
+    """A real outbox that also records how many alerts each ``plan`` was asked to write."""
+
+    def __init__(self, path) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(path)
+        self.written: list[int] = []
+
+    def plan(self, controller, planned, now, scope=None, held=()):  # type: ignore[no-untyped-def]
+        planned = list(planned)
+        self.written.append(len(planned))
+        return super().plan(controller, planned, now, scope, held)
+
+
+def _states(ob: Outbox) -> set[tuple[str, str, str, str]]:
+    return {(a["case"], a["threshold"], a["state"], a["due_at"]) for a in ob.alerts(limit=1000)}
+
+
+@pytest.mark.parametrize("by_position", [False, True], ids=["all-findings", "new-findings"])
+def test_incremental_plans_write_only_new_alerts_and_end_as_a_full_plan(
+        tmp_path, scenario: Scenario, store: SQLiteStore, clock: FixedClock,
+        by_position: bool):
+    """A scan writes only the alerts its last plan had not (the outbox work of a scan is
+    the new cases, not all of them) and, given the store's position (serve's worker),
+    reads only the stored findings applied since; the outbox ends exactly as when every
+    scan plans everything from scratch: new thresholds, cancellations and findings."""
+    inc = CountingOutbox(tmp_path / "inc.sqlite")
+    full = Outbox(tmp_path / "full.sqlite")
+    reads: list[int] = []
+
+    def position() -> int:
+        p = ProjectionRunner(scenario.source(), store).position()
+        reads.append(p)
+        return p
+
+    sched = AlertScheduler(store, inc, clock, position=position if by_position else None)
+
+    def step() -> None:
+        sync(scenario, store)
+        sched.tick()
+        AlertScheduler(store, full, clock).tick(force=True)
+        assert _states(inc) == _states(full)
+
+    aware = NOW - timedelta(hours=1)
+    scenario.add("breach.aware", {"breach_id": "b1", "aware_at": ts(aware)}, aware)
+    step()
+    assert inc.written[-1] == 4
+    scenario.add("breach.aware", {"breach_id": "b2", "aware_at": ts(NOW)}, NOW)
+    step()
+    assert inc.written[-1] == 4  # b2's four, not b1's again
+    scenario.add("consent.withdrawn", {"purposes": ["marketing"], "method": "web_form"},
+                 NOW, "zed")
+    step()
+    assert 0 < inc.written[-1] < 8  # the new findings only
+    scenario.add("processing.performed", {"activity_id": "newsletter", "basis": "A6-1-a",
+                 "data_categories": ["contact"], "purpose": "marketing"}, NOW, "zed")
+    step()
+    n = len(inc.alerts("emitted"))
+    scenario.add("processing.performed", {"activity_id": "newsletter", "basis": "A6-1-a",
+                 "data_categories": ["contact"], "purpose": "marketing"}, NOW, "amy")
+    step()
+    assert len(inc.alerts("emitted")) > n  # a stored finding of a later event: alerted
+    assert bool(reads) == by_position
+    clock.set(aware + timedelta(hours=48))
+    scenario.add("breach.notified_authority", {"breach_id": "b1", "authority": "Datatilsynet",
+                 "notified_at": ts(aware + timedelta(hours=48)), "phase": "initial"},
+                 aware + timedelta(hours=48))
+    step()
+    assert {"60h", "71h", "overdue"} <= {a["threshold"] for a in inc.alerts("cancelled")}
+    clock.set(NOW + timedelta(hours=80))
+    scenario.add("breach.assessed", {"breach_id": "b2", "risk": "unlikely",
+                                     "subjects_approx": 1, "records_approx": 1,
+                                     "data_categories": ["contact"]}, NOW + timedelta(hours=1))
+    step()
+    assert sched.tick(force=True) == []
+    assert _states(inc) == _states(full)
+    inc.close()
+    full.close()
