@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +44,20 @@ BROKER_SCRIPT = REPO / "infra" / "kafka" / "broker"
 # First start may run Maven; later starts take a few seconds.
 START_TIMEOUT_S = float(os.environ.get("KAFKA_BROKER_START_TIMEOUT", "300"))
 PREWARM_TOPIC = "auditledger-prewarm"
+
+
+def _run_script(dir: Path, command: tuple[str, ...], timeout: float, what: str,
+                tail: Callable[[], str]) -> subprocess.CompletedProcess[str]:
+    """``infra/kafka/broker COMMAND --dir DIR …``; a hang fails the test with the log tail."""
+    args = [sys.executable, str(BROKER_SCRIPT), command[0], "--dir", str(dir), *command[1:]]
+    try:
+        return subprocess.run(
+            args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"`{' '.join(args)}` did not finish within {timeout:.0f}s\n"
+                    f"--- {what} ---\n{tail()}", pytrace=False)
+        raise AssertionError("unreachable") from exc
 
 
 class LocalKafkaBroker:
@@ -61,18 +75,7 @@ class LocalKafkaBroker:
 
     # -- script wrapper ------------------------------------------------------------------
     def _run(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        args = [sys.executable, str(BROKER_SCRIPT), command, "--dir", str(self.dir)]
-        try:
-            return subprocess.run(
-                args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(
-                f"`{' '.join(args)}` did not finish within {timeout:.0f}s\n"
-                f"--- broker log tail ---\n{self.log_tail()}",
-                pytrace=False,
-            )
-            raise AssertionError("unreachable") from exc
+        return _run_script(self.dir, (command,), timeout, "broker log tail", self.log_tail)
 
     @property
     def bootstrap(self) -> str:
@@ -277,18 +280,8 @@ class LocalKafkaCluster:
         self._bootstrap: str | None = None
 
     def _run(self, command: str, *extra: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        args = [sys.executable, str(BROKER_SCRIPT), command, "--dir", str(self.dir), *extra]
-        try:
-            return subprocess.run(
-                args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(
-                f"`{' '.join(args)}` did not finish within {timeout:.0f}s\n"
-                f"--- node log tails ---\n{self.log_tails()}",
-                pytrace=False,
-            )
-            raise AssertionError("unreachable") from exc
+        return _run_script(self.dir, (command, *extra), timeout, "node log tails",
+                           self.log_tails)
 
     @staticmethod
     def _node_args(node: int | None) -> tuple[str, ...]:
