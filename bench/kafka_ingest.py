@@ -62,13 +62,16 @@ def run_kafka(events: int = 100_000, batch: int = 1000, workers: int | None = No
         result["text"] += f"\nKafka {kafka} ({result['broker']}), topics {cfg.kafka_topic('*')}"
         return result
     finally:
+        _clean_up(tmp, started)
+
+
+def _clean_up(tmp: Path, started: bool) -> None:
+    """Remove the run's directory, after stopping the broker it started (if it did)."""
+    try:
         if started:
-            try:
-                _broker("stop", tmp / "broker")
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _broker("stop", tmp / "broker")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- several sequencers: one process per events partition ----------------------------------
@@ -197,10 +200,4 @@ def run_sequencers(sequencers: int, events: int = 100_000, batch: int = 1000,
         for p in procs:
             if p.poll() is None:
                 p.kill()
-        if started:
-            try:
-                _broker("stop", tmp / "broker")
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _clean_up(tmp, started)

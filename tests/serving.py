@@ -185,18 +185,7 @@ def log_events(url: str, admin: str, controller: str = CONTROLLER) -> list[dict[
 
 def log_event_ids(url: str, admin: str) -> list[str]:
     """Every event id of CONTROLLER, oldest first, through the API."""
-    ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        r = httpx.get(f"{url}/v1/controllers/{CONTROLLER}/events", params=params,
-                      headers={"Authorization": f"Bearer {admin}"}, timeout=30)
-        assert r.status_code == 200, r.text
-        doc = r.json()
-        ids.extend(e["event_id"] for e in doc["items"])
-        cursor = doc["next_cursor"]
-        if not cursor:
-            return ids
+    return [e["event_id"] for e in log_events(url, admin)]
 
 
 def verify_data(data: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
