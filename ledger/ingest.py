@@ -140,6 +140,24 @@ class _SignatureStream:
         return self.verdicts[cand.pos]
 
 
+@dataclass(slots=True)
+class Staged:
+    """A batch whose lock-free checks are done (``Ingestor.prepare``) and whose
+    signatures are being checked, waiting for ``Ingestor.commit``.
+
+    ``serial``: the batch holds an administration event, or was prepared against a
+    registry that has changed since (``epoch``): ``commit`` then checks it again from the
+    start, in order, exactly as ``submit`` does."""
+
+    items: Sequence[bytes | dict[str, Any]]
+    epoch: int
+    serial: bool = False
+    reg: Registry | None = None
+    results: list[Result | None] = field(default_factory=list)
+    ordered: list[_Candidate] = field(default_factory=list)
+    signatures: _SignatureStream | None = None
+
+
 class Ingestor:
     """Validates and appends. Holds the registry view, kept in step with the log.
 
@@ -159,6 +177,10 @@ class Ingestor:
         self.max_lateness, self.import_until = max_lateness, import_until
         self.sealed = SealedChecker(keystore) if keystore is not None else None
         self.registry = Registry()
+        # Bumped whenever ``registry`` changes: a batch prepared against an older one is
+        # checked again (``commit``). The registry is never changed in place once a
+        # batch may be prepared against it (copy on write), so ``prepare`` needs no lock.
+        self.epoch = 0
         self._seen_seq = 0
         self.refresh()
 
@@ -168,6 +190,7 @@ class Ingestor:
         destroys its keys; a restart re-applies any it did not)."""
         last = self.log.last_seq()
         types = sorted(ADMIN_TYPES | {ERASED_TYPE}) if self.sealed else sorted(ADMIN_TYPES)
+        reg = self.registry
         for ev in self.log.events(after_seq=self._seen_seq, types=types):
             if ev.seq > last:
                 break
@@ -175,8 +198,22 @@ class Ingestor:
                 assert self.sealed is not None
                 self.sealed.erased([ev], apply=False)
             else:
-                self.registry.apply(ev.envelope())
+                if reg is self.registry:
+                    reg = reg.copy()
+                reg.apply(ev.envelope())
+        self._set_registry(reg)
         self._seen_seq = last
+
+    def reread(self) -> None:
+        """Forget the registry view and build it again from the log: appends that were
+        aborted (a Kafka transaction) may have advanced it."""
+        self._set_registry(Registry())
+        self._seen_seq = 0
+        self.refresh()
+
+    def _set_registry(self, reg: Registry) -> None:
+        if reg is not self.registry:
+            self.registry, self.epoch = reg, self.epoch + 1
 
     def submit(self, items: Sequence[bytes | dict[str, Any]]) -> list[Result]:
         """Check and append a batch; one result per item, in order."""
@@ -186,6 +223,51 @@ class Ingestor:
             except StaleLog:
                 self.refresh()
         raise RuntimeError("log kept moving under this writer; giving up")
+
+    # -- the same, in two steps, so that one batch is prepared while another commits ----
+
+    def prepare(self, items: Sequence[bytes | dict[str, Any]]) -> Staged:
+        """The checks that read nothing but the registry: parsing, size, schema, the
+        signing key, canonical bytes and their hash; starts the signature checks. Needs
+        no lock, so the API runs it for the next batch while the last one commits. An
+        administration event makes the batch ``serial``: it changes the registry the
+        events after it are checked against, and ``commit`` checks it in order."""
+        # The epoch is read before the registry (``_set_registry`` writes them in the
+        # other order): a registry newer than its epoch only costs a second check.
+        staged = Staged(items, self.epoch, reg=self.registry)
+        staged.results = [None] * len(items)
+        staged.signatures = signatures = _SignatureStream(self.verifier)
+        for pos, item in enumerate(items):
+            try:
+                cand = self._prepare_safely(pos, item, staged.reg)
+            except Rejected as exc:
+                staged.results[pos] = _rejection(item, exc)
+                continue
+            if cand.prepared.type in ADMIN_TYPES:
+                staged.serial = True
+                return staged
+            staged.ordered.append(cand)
+            signatures.add(cand)
+        return staged
+
+    def commit(self, staged: Staged) -> list[Result]:
+        """Finish a prepared batch under the writer's lock: the signatures' answers, the
+        clock, sealed fields, idempotency, then one durable append. The results are those
+        ``submit(staged.items)`` gives now."""
+        if staged.serial or staged.epoch != self.epoch:
+            return self.submit(staged.items)
+        expect_seq = self.log.last_seq()
+        if expect_seq != self._seen_seq:
+            self.refresh()
+            if staged.epoch != self.epoch:
+                return self.submit(staged.items)
+        try:
+            return self._finish(staged.items, list(staged.results), staged.ordered,
+                                staged.signatures, self.registry, expect_seq,
+                                self.clock.now())
+        except StaleLog:
+            self.refresh()
+            return self.submit(staged.items)
 
     # -- the checks, in DESIGN.md's order ----------------------------------------------
 
@@ -341,6 +423,12 @@ class Ingestor:
                         f"data: the administration event could not be applied "
                         f"({type(exc).__name__}); it was not stored")
             earlier.append(cand)
+        return self._finish(items, results, ordered, signatures, reg, expect_seq, now)
+
+    def _finish(self, items: Sequence[bytes | dict[str, Any]], results: list[Result | None],
+                ordered: list[_Candidate], signatures: _SignatureStream | None,
+                reg: Registry, expect_seq: int, now: datetime) -> list[Result]:
+        """The checks that need the signatures' answers and the log, then the append."""
         survivors: list[_Candidate] = []
         for cand in ordered:
             if self._settle(cand, signatures, now):
@@ -357,7 +445,7 @@ class Ingestor:
             results[cand.pos] = Result.stored(ev)
         for pos, ident in dup_of.items():
             results[pos] = Result.stored(by_ident[ident], "duplicate")
-        self.registry = reg
+        self._set_registry(reg)
         self._seen_seq = stored[-1].seq if stored else expect_seq
         if self.sealed is not None:
             self.sealed.erased(stored)  # durable now: destroy what they erase

@@ -42,7 +42,6 @@ from kafka.structs import OffsetAndMetadata
 from ledger.config import ConfigError
 from ledger.ingest import Result
 from ledger.log.kafka import Fenced, KafkaLog, NotSequencer, partition_for
-from ledger.registry import Registry
 from ledger.service import Ledger
 
 log = logging.getLogger(__name__)
@@ -323,10 +322,7 @@ class IntakeWorker:
         """Nothing of the batch happened: read it again, and forget the registry view
         the aborted appends may have advanced."""
         self._seek_back(records)
-        ing = self.ledger.ingestor
-        ing.registry = Registry()
-        ing._seen_seq = 0
-        ing.refresh()
+        self.ledger.ingestor.reread()
 
     def run(self) -> None:
         """Until ``stop()``; transient failures (broker away) are retried, fencing ends."""

@@ -16,7 +16,7 @@ from ledger.checkpoint import verifier_key
 from ledger.clock import Clock, SystemClock, format_rfc3339
 from ledger.config import Config, ConfigError
 from ledger.envelope import complete, pseudonym
-from ledger.ingest import Ingestor, Result
+from ledger.ingest import Ingestor, Result, Staged
 from ledger.kek import ensure_kek
 from ledger.keystore import KeyStore, apply_erasure, open_keystore, reapply_erasures
 from ledger.log.base import Log
@@ -126,6 +126,19 @@ class Ledger:
         if self.router is not None:
             return self.router.submit(items, self.ingestor.submit)
         return self.ingestor.submit(items)
+
+    def prepare(self, items: Sequence[bytes | dict[str, Any]]) -> Staged:
+        """``submit`` in two steps: this one needs no lock (``Ingestor.prepare``). A
+        routed ledger (a sequencer per partition) checks everything in ``commit``."""
+        if self.router is not None:
+            return Staged(items, self.ingestor.epoch, serial=True)
+        return self.ingestor.prepare(items)
+
+    def commit(self, staged: Staged) -> list[Result]:
+        """The second step, under the ingest lock; the results ``submit`` would give."""
+        if self.router is not None:
+            return self.submit(staged.items)
+        return self.ingestor.commit(staged)
 
     def flush(self) -> None:
         """Sign a checkpoint for every tree that grew, now."""

@@ -19,6 +19,7 @@ from api.errors import ApiError, JSONBytes
 from api.schemas import Error, EventResult
 from ledger.apikeys import ApiKey
 from ledger.codes import MAX_BATCH, Code
+from ledger.ingest import Staged
 from ledger.service import Ledger
 from ledger.strictjson import duplicate_name, split_array
 
@@ -121,51 +122,91 @@ def foreign(item: Any, key: ApiKey) -> dict[str, Any] | None:
 
 
 class GroupCommit:
-    """Coalesces concurrent requests into one ``ledger.submit`` (group commit).
+    """Coalesces concurrent requests into one ledger batch (group commit), in a
+    two-stage pipeline: while one group commits, the next is prepared.
 
-    Whoever finds the ledger idle becomes the leader: it takes every waiting request (up
-    to ``max_events`` events), submits them as one batch — one signature fan-out, one
-    fsync — and hands each request its slice of the results. Semantics are those of the
-    requests submitted one after another in arrival order (idempotency and conflicts
-    included): ingest treats a batch exactly like its events in sequence.
+    A thread whose request is waiting and finds no group being prepared becomes that
+    stage's leader: it takes every waiting request (up to ``max_events`` events), runs
+    ``ledger.prepare`` (parsing, schema, canonical bytes; signatures start on the
+    verifier's workers) without the ingest lock, then waits for the lock and runs
+    ``ledger.commit`` (signature answers, idempotency, one append and fsync). It lets
+    the next leader start preparing as soon as it holds the lock, so parsing group N+1
+    overlaps group N's signature checks and fsync, and groups commit in the order they
+    were taken. Semantics are those of the requests submitted one after another in
+    arrival order (idempotency and conflicts included): ingest treats a batch exactly
+    like its events in sequence, and a group prepared against a registry that changed
+    meanwhile is checked again from the start (``Ingestor.commit``).
     """
 
     def __init__(self, ledger: Ledger, lock: threading.Lock, max_events: int = 2000) -> None:
         self.ledger, self.lock, self.max_events = ledger, lock, max_events
         self._cv = threading.Condition()
         self._waiting: list[tuple[list[Any], dict[str, Any]]] = []
-        self._busy = False
+        self._preparing = False
 
     def submit(self, batch: list[Any]) -> list[Any]:
-        slot: dict[str, Any] = {"done": False}
+        slot: dict[str, Any] = {"done": False, "taken": False}
         with self._cv:
             self._waiting.append((batch, slot))
+            while not slot["taken"] and self._preparing:
+                self._cv.wait()
+            if not slot["taken"]:
+                self._lead()
             while not slot["done"]:
-                if self._busy:
-                    self._cv.wait()
-                    continue
-                self._busy = True
-                group, size = [], 0
-                while self._waiting and (not group or
-                                         size + len(self._waiting[0][0]) <= self.max_events):
-                    group.append(self._waiting.pop(0))
-                    size += len(group[-1][0])
-                self._cv.release()
-                try:
-                    self._run(group)
-                finally:
-                    self._cv.acquire()
-                    self._busy = False
-                    self._cv.notify_all()
+                self._cv.wait()
         if "error" in slot:
             raise slot["error"]
         return slot["results"]
 
-    def _run(self, group: list[tuple[list[Any], dict[str, Any]]]) -> None:
-        flat = [item for batch, _ in group for item in batch]
+    def _take(self) -> list[tuple[list[Any], dict[str, Any]]]:
+        group: list[tuple[list[Any], dict[str, Any]]] = []
+        size = 0
+        while self._waiting and (not group or
+                                 size + len(self._waiting[0][0]) <= self.max_events):
+            group.append(self._waiting.pop(0))
+            group[-1][1]["taken"] = True
+            size += len(group[-1][0])
+        return group
+
+    def _lead(self) -> None:
+        """Prepare and commit one group. Called with ``_cv`` held; returns with it held.
+        An error the group's requests cannot be answered without (an interrupt) becomes
+        every one's answer, so none of them waits for ever."""
+        self._preparing = True
+        group = self._take()
+        self._cv.release()
+        handed_on = False
         try:
-            with self.lock:  # one writer: the ingestor's registry view is not thread-safe
-                results = self.ledger.submit(flat)
+            staged = self._prepare(group)
+            with self.lock:  # one writer: the ingestor's registry view
+                with self._cv:
+                    self._preparing, handed_on = False, True
+                    self._cv.notify_all()  # the next group is prepared while this commits
+                self._run(group, staged)
+        except BaseException as exc:
+            for _, slot in group:
+                if not slot["done"]:
+                    slot.update(error=exc, done=True)
+        finally:
+            self._cv.acquire()
+            if not handed_on:
+                self._preparing = False
+            self._cv.notify_all()
+
+    def _prepare(self, group: list[tuple[list[Any], dict[str, Any]]]) -> Staged | None:
+        try:
+            return self.ledger.prepare([item for batch, _ in group for item in batch])
+        except Exception:  # then submit checks it all again, in order, under the lock
+            log.exception("preparing a group of %d requests failed", len(group))
+            return None
+
+    def _run(self, group: list[tuple[list[Any], dict[str, Any]]],
+             staged: Staged | None) -> None:
+        try:
+            if staged is None:
+                results = self.ledger.submit([item for batch, _ in group for item in batch])
+            else:
+                results = self.ledger.commit(staged)
         except Exception as exc:
             if len(group) == 1:
                 group[0][1].update(error=exc, done=True)
@@ -176,7 +217,7 @@ class GroupCommit:
             log.exception("group commit of %d requests failed; submitting each alone",
                           len(group))
             for part in group:
-                self._run([part])
+                self._run([part], None)
             return
         at = 0
         for batch, slot in group:

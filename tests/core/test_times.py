@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from api.routes.ingest import GroupCommit
 from ledger.clock import InvalidTime, date_problem, parse_rfc3339, time_problem
+from ledger.ingest import Staged
 from ledger.service import Ledger
 from tests.conftest import World
 
@@ -124,12 +125,18 @@ def test_a_bad_time_costs_the_batch_nothing(world: World) -> None:
 
 
 class FaultyLedger(Ledger):
-    """The real ledger with one injected fault: a batch holding ``b"boom"`` fails."""
+    """The real ledger with one injected fault: a batch holding ``b"boom"`` fails, in
+    either of the two ways the API commits (``submit``, or ``prepare`` then ``commit``)."""
 
     def submit(self, items: Any) -> Any:
         if any(i == b"boom" for i in items):
             raise RuntimeError("injected")
         return super().submit(items)
+
+    def commit(self, staged: Staged) -> Any:
+        if any(i == b"boom" for i in staged.items):
+            raise RuntimeError("injected")
+        return super().commit(staged)
 
 
 def test_group_commit_fails_only_the_failing_request(world: World) -> None:
@@ -139,7 +146,7 @@ def test_group_commit_fails_only_the_failing_request(world: World) -> None:
         group = GroupCommit(ledger, threading.Lock())
         good = [world.event(), world.event()]
         slots: list[dict[str, Any]] = [{"done": False}, {"done": False}]
-        group._run([([b"boom"], slots[0]), (good, slots[1])])
+        group._run([([b"boom"], slots[0]), (good, slots[1])], ledger.prepare([b"boom", *good]))
         assert isinstance(slots[0]["error"], RuntimeError)
         assert [r.status for r in slots[1]["results"]] == ["accepted", "accepted"]
     finally:
